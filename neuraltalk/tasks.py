@@ -1,0 +1,20 @@
+"""What the training loop needs from a kind of model, and nothing more.
+
+`driver.py` trains caption generators (`--model generator`) and the alignment model
+(`--model brnn`) with one loop: each kind builds a `Task`, and the loop only samples
+batches, asks for the cost and gradients, updates the parameters named in
+`update_keys`, and validates.
+"""
+from collections import namedtuple
+
+Task = namedtuple("Task", [
+    "model",        # dict name -> ndarray (float32), initialised
+    "wordtoix",     # dict word -> index ('#START#' -> 0), stored in the checkpoint
+    "ixtoword",     # dict index -> word (0 -> '.'), stored in the checkpoint
+    "sample_batch",  # (batch_size, rng) -> batch
+    "cost",         # (model, batch, rng or None) -> (cost dict with 'total_cost', grads dict)
+    "validate",     # (model) -> dict: 'score' (lower is better), 'perplexity' (stored and used
+                    # in the checkpoint file name), 'summary' (one line to print)
+    "update_keys",  # names of the parameters the solver updates (frozen ones left out)
+    "epoch_size",   # number of training pairs that make one epoch
+])
