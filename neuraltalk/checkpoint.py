@@ -35,13 +35,17 @@ _ALLOWED = {
 }
 
 
+class _Forbidden(pickle.UnpicklingError):
+    """A pickle that names a callable a checkpoint never holds."""
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) in _ALLOWED:
             if module.startswith("numpy.core"):
                 module = "numpy._core" + module[len("numpy.core"):]
             return super().find_class(module, name)
-        raise pickle.UnpicklingError(
+        raise _Forbidden(
             "it references %s.%s, which a checkpoint never holds" % (module, name))
 
 
@@ -54,7 +58,7 @@ def load_checkpoint(path):
         raise NeuralTalkError("cannot read checkpoint %s: %s" % (path, e.strerror)) from None
     try:
         checkpoint = _RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
-    except pickle.UnpicklingError as e:
+    except _Forbidden as e:
         raise NeuralTalkError(
             "refusing to load checkpoint %s: %s. Only load checkpoints you trust, "
             "written by neuraltalk or NeuralTalk." % (path, e)) from None

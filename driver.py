@@ -1,0 +1,116 @@
+"""Train a caption generator or the alignment model: `python driver.py --dataset flickr8k`.
+
+The flags are NeuralTalk's, with their names and defaults, plus --model, --seed,
+--max_iters, --data_root, --fold_restval, --features and Adam's betas.
+"""
+import argparse
+import sys
+
+from neuraltalk.errors import NeuralTalkError
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    # global setup settings, and checkpoints
+    p.add_argument("-d", "--dataset", default="flickr8k",
+                   help="a dataset name under --data_root, or a folder holding dataset.json")
+    p.add_argument("--data_root", default="data", help="where dataset folders live")
+    p.add_argument("--fold_restval", type=int, default=0,
+                   help="1: train on restval too (the COCO Karpathy split)")
+    p.add_argument("--features", default="",
+                   help="feature file to use instead of the dataset folder's vgg_feats.*")
+    p.add_argument("--model", default="generator", choices=["generator", "brnn"],
+                   help="a caption generator, or the alignment model (bidirectional RNN)")
+    p.add_argument("-a", "--do_grad_check", type=int, default=0,
+                   help="1: check the gradients on a real batch, print the worst error, exit")
+    p.add_argument("--fappend", default="baseline", help="appended to checkpoint file names")
+    p.add_argument("-o", "--checkpoint_output_directory", default="cv/",
+                   help="where checkpoints are written")
+    p.add_argument("--worker_status_output_directory", default="status/",
+                   help="where the status JSON is written")
+    p.add_argument("--write_checkpoint_ppl_threshold", type=float, default=-1,
+                   help="write no checkpoint above this validation perplexity (-1: always)")
+    p.add_argument("--init_model_from", default="",
+                   help="checkpoint to resume from (model, solver state, iteration)")
+    p.add_argument("--seed", type=int, default=123, help="random seed: same seed, same run")
+    # model parameters
+    p.add_argument("--generator", default="lstm", choices=["lstm", "rnn"], help="generator")
+    p.add_argument("--image_encoding_size", type=int, default=256, help="image encoding size")
+    p.add_argument("--word_encoding_size", type=int, default=256, help="word encoding size")
+    p.add_argument("--hidden_size", type=int, default=256, help="hidden layer size")
+    p.add_argument("--tanhC_version", type=int, default=0, help="LSTM: h = o * tanh(c)")
+    p.add_argument("--rnn_relu_encoders", type=int, default=0,
+                   help="RNN: ReLU on the word and image encodings")
+    p.add_argument("--rnn_feed_once", type=int, default=0,
+                   help="RNN: feed the image at the first step only")
+    # optimization parameters
+    p.add_argument("-c", "--regc", type=float, default=1e-8, help="L2 regularization strength")
+    p.add_argument("-m", "--max_epochs", type=float, default=50, help="epochs to train for")
+    p.add_argument("--max_iters", type=int, default=-1,
+                   help="iterations to train for (-1: from --max_epochs)")
+    p.add_argument("--solver", default="rmsprop",
+                   choices=["vanilla", "rmsprop", "adagrad", "adadelta", "adam"],
+                   help="update rule")
+    p.add_argument("--momentum", type=float, default=0.0, help="momentum for vanilla SGD")
+    p.add_argument("--decay_rate", type=float, default=0.999, help="rmsprop/adadelta decay")
+    p.add_argument("--smooth_eps", type=float, default=1e-8,
+                   help="epsilon of rmsprop/adagrad/adadelta/adam")
+    p.add_argument("--adam_beta1", type=float, default=0.9, help="Adam's first-moment decay")
+    p.add_argument("--adam_beta2", type=float, default=0.999, help="Adam's second-moment decay")
+    p.add_argument("-l", "--learning_rate", type=float, default=1e-3, help="learning rate")
+    p.add_argument("-b", "--batch_size", type=int, default=100, help="batch size")
+    p.add_argument("--grad_clip", type=float, default=5,
+                   help="clip each gradient element to [-grad_clip, grad_clip]")
+    p.add_argument("--drop_prob_encoder", type=float, default=0.5,
+                   help="dropout right after the encoders")
+    p.add_argument("--drop_prob_decoder", type=float, default=0.5,
+                   help="dropout right before the decoder")
+    # data preprocessing parameters
+    p.add_argument("--word_count_threshold", type=int, default=5,
+                   help="words seen fewer times in training are dropped")
+    # evaluation parameters
+    p.add_argument("-p", "--eval_period", type=float, default=1.0,
+                   help="validate every this many epochs")
+    p.add_argument("--eval_batch_size", type=int, default=100, help="validation batch size")
+    p.add_argument("--eval_max_images", type=int, default=-1,
+                   help="validate on at most this many images (-1: all)")
+    p.add_argument("--min_ppl_or_abort", type=float, default=-1,
+                   help="abort if validation perplexity is above this (-1: never)")
+    try:
+        from neuraltalk import alignment
+    except ImportError:
+        alignment = None
+    if alignment is not None:
+        alignment.add_arguments(p.add_argument_group("alignment model (--model brnn)"))
+    return p
+
+
+def check_flags(parser, params):
+    for name in ("batch_size", "image_encoding_size", "word_encoding_size", "hidden_size",
+                 "eval_batch_size"):
+        if params[name] <= 0:
+            parser.error("--%s must be positive, not %s" % (name, params[name]))
+    for name in ("drop_prob_encoder", "drop_prob_decoder"):
+        if not 0 <= params[name] < 1:
+            parser.error("--%s must be in [0, 1), not %s" % (name, params[name]))
+    if params["learning_rate"] <= 0:
+        parser.error("--learning_rate must be positive, not %s" % params["learning_rate"])
+    if params["eval_period"] <= 0:
+        parser.error("--eval_period must be positive, not %s" % params["eval_period"])
+
+
+def main(argv=None):
+    parser = build_parser()
+    params = vars(parser.parse_args(argv))
+    check_flags(parser, params)
+    from neuraltalk import train
+    try:
+        return train.run(params)
+    except NeuralTalkError as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
