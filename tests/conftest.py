@@ -19,3 +19,12 @@ def neuraltalk_checkpoint_dir():
     if not os.path.isdir(NEURALTALK_CHECKPOINT):
         pytest.skip("../shared/fixtures/neuraltalk_checkpoint is not beside this checkout")
     return NEURALTALK_CHECKPOINT
+
+
+@pytest.fixture(scope="session")
+def shapes_root(tmp_path_factory):
+    """A data root holding the demo dataset `shapes`, generated once per test session."""
+    from neuraltalk.shapes import ensure_shapes
+    root = tmp_path_factory.mktemp("data")
+    ensure_shapes(str(root / "shapes"))
+    return str(root)
