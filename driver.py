@@ -110,6 +110,9 @@ def main(argv=None):
     except NeuralTalkError as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before training started: nothing to save
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
