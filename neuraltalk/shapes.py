@@ -1,0 +1,362 @@
+"""`shapes`: the embedded demo dataset, rendered from a seed in a few seconds.
+
+Each 64 x 64 image holds one to three coloured shapes (6 colours, 4 shapes, 2 sizes) on
+a noisy grey background, with five different captions from a varied grammar (colour,
+shape, size, count, relative position, synonyms). The folder is a complete dataset in
+Karpathy's format plus what the alignment model needs:
+
+- `dataset.json`: images with `filename`, `filepath` ("images"), `imgid`, `split`,
+  `sentids`, `sentences` ({tokens, raw, imgid, sentid, token_region}) and `objects`
+  ({shape, color, size, box [x0, y0, x1, y1]}). `token_region[j]` is the region that
+  token j describes (1 + object index; region 0 is the whole image), -1 if it describes
+  no single object.
+- `images/*.png`, `vgg_feats.npy` (N x D float32, row imgid), `features.json`.
+- `regions.h5`: `feats` (N, R, D) float32, `boxes` (N, R, 4) int32, `counts` (N,) int32;
+  region 0 the whole image, then one region per object.
+
+Features come from `extract_features`, a pure-NumPy extractor: each pixel's membership
+of the six colours, pooled on a spatial grid (colour, position, size) and as
+histograms of edge orientation per colour (shape). A region's features are those of the
+image with every colour outside its box removed, so position and size stay comparable.
+"""
+import json
+import os
+import shutil
+import tempfile
+import time
+
+import numpy as np
+
+SIZE = 64
+COLORS = {
+    "red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 70, 220),
+    "yellow": (235, 215, 40), "purple": (150, 60, 190), "orange": (245, 140, 30),
+}
+BACKGROUND = (200, 200, 200)
+SHAPES = ("circle", "square", "triangle", "diamond")
+RADIUS = {"small": (6, 8), "large": (12, 15)}
+PLURAL = {"circle": "circles", "square": "squares", "triangle": "triangles",
+          "diamond": "diamonds", "box": "boxes", "ball": "balls"}
+SYNONYMS = {"square": ("square", "box"), "circle": ("circle", "ball"),
+            "triangle": ("triangle",), "diamond": ("diamond",)}
+SIZE_WORDS = {"small": ("small", "little", "tiny"), "large": ("large", "big")}
+CANONICAL_SHAPE = {w: s for s, words in SYNONYMS.items() for w in words}
+CANONICAL_SHAPE.update({PLURAL[w]: CANONICAL_SHAPE[w] for w in PLURAL})
+COUNT_WORDS = {1: "one", 2: "two", 3: "three"}
+GRID = 4  # spatial cells per side for the occupancy features
+ORIENTATIONS = 8
+
+
+def ensure_shapes(folder, seed=0, n_images=3000):
+    """Render the dataset into `folder` unless its dataset.json exists already."""
+    if os.path.exists(os.path.join(folder, "dataset.json")):
+        return
+    t0 = time.time()
+    parent = os.path.dirname(os.path.abspath(folder))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".shapes-", dir=parent)
+    try:
+        summary = write_dataset(tmp, seed, n_images)
+        if os.path.exists(folder):  # a folder without dataset.json: an interrupted old run
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    print("generated the demo dataset %s: %d images, %d sentences, %d-d features in %.1fs"
+          % (folder, summary["images"], summary["sentences"], summary["feature_width"],
+             time.time() - t0))
+
+
+def write_dataset(folder, seed, n_images):
+    import h5py
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    scenes = [random_scene(rng) for _ in range(n_images)]
+    pixels = np.stack([render(scene, rng) for scene in scenes])
+    os.makedirs(os.path.join(folder, "images"))
+    n_val = n_test = max(1, n_images // 10)
+    images = []
+    sentid = 0
+    for imgid, objects in enumerate(scenes):
+        filename = "%05d.png" % imgid
+        Image.fromarray(pixels[imgid]).save(os.path.join(folder, "images", filename),
+                                            compress_level=1)
+        split = ("test" if imgid < n_test else "val" if imgid < n_test + n_val else "train")
+        sentences = []
+        for tokens, regions in captions(objects, rng):
+            sentences.append({"tokens": tokens, "raw": " ".join(tokens).capitalize() + ".",
+                              "imgid": imgid, "sentid": sentid, "token_region": regions})
+            sentid += 1
+        images.append({"filename": filename, "filepath": "images", "imgid": imgid,
+                       "split": split, "sentids": [s["sentid"] for s in sentences],
+                       "sentences": sentences, "objects": objects})
+    with open(os.path.join(folder, "dataset.json"), "w") as f:
+        json.dump({"dataset": "shapes", "images": images}, f)
+
+    feats = extract_features(pixels)
+    np.save(os.path.join(folder, "vgg_feats.npy"), feats)
+    with open(os.path.join(folder, "features.json"), "w") as f:
+        json.dump({"cnn": "shapes-extractor"}, f)
+
+    n_regions = 1 + max(len(objs) for objs in scenes)
+    boxes = np.zeros((n_images, n_regions, 4), dtype=np.int32)
+    counts = np.array([1 + len(objs) for objs in scenes], dtype=np.int32)
+    boxes[:, 0] = (0, 0, SIZE, SIZE)
+    for n, objects in enumerate(scenes):
+        for i, obj in enumerate(objects):
+            boxes[n, 1 + i] = obj["box"]
+    region_feats = np.zeros((n_images, n_regions, feats.shape[1]), dtype=np.float32)
+    region_feats[:, 0] = feats
+    for r in range(1, n_regions):
+        has = np.flatnonzero(counts > r)
+        region_feats[has, r] = extract_features(pixels[has], boxes[has, r])
+    with h5py.File(os.path.join(folder, "regions.h5"), "w") as f:
+        f["feats"] = region_feats
+        f["boxes"] = boxes
+        f["counts"] = counts
+    return {"images": n_images, "sentences": sentid, "feature_width": feats.shape[1]}
+
+
+def random_scene(rng):
+    """One to three objects whose boxes do not overlap."""
+    objects = []
+    n = int(rng.integers(1, 4))
+    while len(objects) < n:
+        size = ("small", "large")[rng.integers(2)]
+        r = int(rng.integers(*RADIUS[size], endpoint=True))
+        cx, cy = (int(v) for v in rng.integers(r + 1, SIZE - r - 1, size=2))
+        box = [cx - r, cy - r, cx + r + 1, cy + r + 1]
+        if any(box[0] < o["box"][2] + 2 and o["box"][0] < box[2] + 2 and
+               box[1] < o["box"][3] + 2 and o["box"][1] < box[3] + 2 for o in objects):
+            if rng.random() < 0.05:  # crowded: start the scene again
+                objects = []
+            continue
+        objects.append({"shape": SHAPES[rng.integers(len(SHAPES))],
+                        "color": list(COLORS)[rng.integers(len(COLORS))],
+                        "size": size, "box": box})
+    return objects
+
+
+def render(objects, rng):
+    from PIL import Image, ImageDraw
+    noise = rng.normal(0, 6, size=(SIZE, SIZE, 3))
+    background = np.clip(np.array(BACKGROUND) + noise, 0, 255).astype(np.uint8)
+    image = Image.fromarray(background)
+    draw = ImageDraw.Draw(image)
+    for obj in objects:
+        x0, y0, x1, y1 = obj["box"]
+        x1, y1 = x1 - 1, y1 - 1
+        color = COLORS[obj["color"]]
+        if obj["shape"] == "circle":
+            draw.ellipse([x0, y0, x1, y1], fill=color)
+        elif obj["shape"] == "square":
+            draw.rectangle([x0 + 1, y0 + 1, x1 - 1, y1 - 1], fill=color)
+        elif obj["shape"] == "triangle":
+            draw.polygon([((x0 + x1) / 2, y0), (x1, y1), (x0, y1)], fill=color)
+        else:
+            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+            draw.polygon([(cx, y0), (x1, cy), (cx, y1), (x0, cy)], fill=color)
+    return np.asarray(image)
+
+
+def noun_phrase(obj, region, rng, article=True):
+    """Tokens and their regions for one object: 'a large red box'."""
+    tokens, regions = [], []
+    if article:
+        tokens.append("a")
+        regions.append(-1)
+    if rng.random() < 0.5:
+        tokens.append(SIZE_WORDS[obj["size"]][rng.integers(len(SIZE_WORDS[obj["size"]]))])
+        regions.append(region)
+    tokens += [obj["color"], SYNONYMS[obj["shape"]][rng.integers(len(SYNONYMS[obj["shape"]]))]]
+    regions += [region, region]
+    return tokens, regions
+
+
+def relation(a, b):
+    """How object a sits relative to object b, by their centres."""
+    ax, ay = (a["box"][0] + a["box"][2]) / 2, (a["box"][1] + a["box"][3]) / 2
+    bx, by = (b["box"][0] + b["box"][2]) / 2, (b["box"][1] + b["box"][3]) / 2
+    if abs(ax - bx) >= abs(ay - by):
+        return ["to", "the", "left", "of"] if ax < bx else ["to", "the", "right", "of"]
+    return ["above"] if ay < by else ["below"]
+
+
+def place(obj):
+    cx, cy = (obj["box"][0] + obj["box"][2]) / 2, (obj["box"][1] + obj["box"][3]) / 2
+    vertical = "top" if cy < SIZE / 3 else "bottom" if cy > 2 * SIZE / 3 else ""
+    horizontal = "left" if cx < SIZE / 3 else "right" if cx > 2 * SIZE / 3 else ""
+    if not vertical and not horizontal:
+        return ["the", "center"]
+    return ["the"] + [w for w in (vertical, horizontal) if w]
+
+
+def one_caption(objects, rng):
+    """A caption (tokens, token regions) from one of the grammar's templates."""
+    n = len(objects)
+    order = [int(i) for i in rng.permutation(n)]
+    phrases = [noun_phrase(objects[i], i + 1, rng) for i in order]
+    t = rng.integers(6)
+    none = lambda words: (list(words), [-1] * len(words))  # noqa: E731
+
+    def join(*parts):
+        tokens, regions = [], []
+        for part in parts:
+            tokens += part[0]
+            regions += part[1]
+        return tokens, regions
+
+    if n == 1:
+        (obj,) = objects
+        if t == 0:
+            return join(none(["there", "is"]), phrases[0])
+        if t == 1:
+            return join(phrases[0], none(["in"]), none(place(obj)))
+        if t == 2:
+            return join(none(["a", "picture", "of"]), phrases[0])
+        if t == 3:
+            return join(phrases[0], none(["on", "a", "gray", "background"]))
+        if t == 4:
+            shape = SYNONYMS[obj["shape"]][rng.integers(len(SYNONYMS[obj["shape"]]))]
+            return join(none(["the"]), ([shape], [1]), none(["is"]), ([obj["color"]], [1]))
+        return join(none(["a", "single"]), noun_phrase(obj, 1, rng, article=False))
+    same = len({(o["color"], o["shape"]) for o in objects}) == 1
+    if same and t < 2:
+        word = PLURAL[SYNONYMS[objects[0]["shape"]][0]]
+        return none([COUNT_WORDS[n], objects[0]["color"], word])
+    if t == 0 or t == 1:
+        a, b = order[0], order[1]
+        return join(phrases[0], none(relation(objects[a], objects[b])), phrases[1])
+    if t == 2:
+        return join(none(["there", "are", COUNT_WORDS[n], "shapes"]), *interleave(phrases))
+    if t == 3:
+        return join(none([COUNT_WORDS[n], "shapes", "including"]), phrases[0])
+    if t == 4:
+        return join(none(["a", "picture", "with"]), *interleave(phrases))
+    return join(*interleave(phrases))
+
+
+def interleave(phrases):
+    """'x , y and z' without punctuation: 'x y and z' reads badly, so 'x and y and z'."""
+    parts = [phrases[0]]
+    for p in phrases[1:]:
+        parts += [(["and"], [-1]), p]
+    return parts
+
+
+def captions(objects, rng, n=5):
+    """Five different captions of a scene."""
+    seen = {}
+    for _ in range(200):
+        tokens, regions = one_caption(objects, rng)
+        seen.setdefault(tuple(tokens), regions)
+        if len(seen) == n:
+            break
+    return [(list(t), r) for t, r in seen.items()]
+
+
+def box_masks(boxes, size=SIZE):
+    """(N, size, size) float32 masks, 1 inside each image's box [x0, y0, x1, y1)."""
+    boxes = np.asarray(boxes)
+    r = np.arange(size)
+    inside_y = (r >= boxes[:, 1, None]) & (r < boxes[:, 3, None])
+    inside_x = (r >= boxes[:, 0, None]) & (r < boxes[:, 2, None])
+    return (inside_y[:, :, None] & inside_x[:, None, :]).astype(np.float32)
+
+
+def extract_features(images, boxes=None, chunk=500):
+    """images: uint8 (N, 64, 64, 3); boxes: optional (N, 4) regions. Returns (N, D) float32.
+
+    For each colour c, a membership map m_c (soft nearest-prototype assignment of each
+    pixel, zero outside the box when one is given) is pooled on a GRID x GRID grid
+    (where and how much of the colour) and summarised by histograms of the orientation
+    of grad m_c weighted by its magnitude, over the whole image and over its 2 x 2
+    quadrants (which shape, and where), on the map at half resolution.
+    """
+    out = []
+    for i in range(0, len(images), chunk):
+        member = colour_membership(np.asarray(images[i:i + chunk], dtype=np.float32))
+        if boxes is not None:
+            member *= box_masks(boxes[i:i + chunk], member.shape[-1])[:, None]
+        out.append(describe(member))
+    return np.concatenate(out) if out else np.zeros((0, feature_width()), np.float32)
+
+
+def feature_width():
+    return len(COLORS) * (GRID * GRID + ORIENTATIONS * 5 + 1)
+
+
+def colour_membership(x):
+    """x: (N, H, W, 3) float32 -> (N, C, H, W): how much each pixel is of each colour."""
+    n, h, w, _ = x.shape
+    prototypes = np.array(list(COLORS.values()) + [BACKGROUND], dtype=np.float32)
+    flat = x.reshape(-1, 3)
+    d2 = (flat ** 2).sum(1, keepdims=True) - 2 * flat @ prototypes.T + (prototypes ** 2).sum(1)
+    member = np.exp(-(d2 - d2.min(1, keepdims=True)) / np.float32(800.0))
+    member /= member.sum(1, keepdims=True)
+    return member[:, :len(COLORS)].reshape(n, h, w, -1).transpose(0, 3, 1, 2).copy()
+
+
+def describe(member):
+    """(N, C, H, W) colour maps -> (N, D) features."""
+    n, c, h, w = member.shape
+    cell = h // GRID
+    grid = member.reshape(n, c, GRID, cell, GRID, cell).mean((3, 5))  # (N, C, G, G)
+    area = member.mean((2, 3))
+    half = member.reshape(n, c, h // 2, 2, w // 2, 2).mean((3, 5))
+    h, w = h // 2, w // 2
+    gy = np.zeros_like(half)
+    gx = np.zeros_like(half)
+    gy[:, :, 1:-1] = half[:, :, 2:] - half[:, :, :-2]
+    gx[:, :, :, 1:-1] = half[:, :, :, 2:] - half[:, :, :, :-2]
+    magnitude = np.sqrt(gx ** 2 + gy ** 2)
+    # orientation modulo 180 degrees, soft-binned between the two nearest bins, summed
+    # per (image, colour, bin, quadrant) with one bincount per neighbour bin
+    angle = (np.arctan2(gy, gx) % np.float32(np.pi)) * np.float32(ORIENTATIONS / np.pi)
+    low = angle.astype(np.int32)
+    frac = angle - low
+    quadrant = (2 * (np.arange(h) >= h // 2)[:, None] + (np.arange(w) >= w // 2)[None, :])
+    image_colour = np.arange(n * c, dtype=np.int32).reshape(n, c, 1, 1) * ORIENTATIONS
+    hist = np.zeros(n * c * ORIENTATIONS * 4)
+    for b, weight in ((low % ORIENTATIONS, 1 - frac), ((low + 1) % ORIENTATIONS, frac)):
+        index = (image_colour + b) * 4 + quadrant
+        hist += np.bincount(index.ravel(), (magnitude * weight).ravel(), minlength=hist.size)
+    hist = hist.reshape(n, c, ORIENTATIONS, 4)
+    whole = hist.sum(3)
+    scale = 2.0 / h
+    return np.concatenate([
+        grid.reshape(n, -1) * 4.0,
+        whole.reshape(n, -1) * scale,
+        hist.reshape(n, -1) * scale * 2.0,
+        np.sqrt(area) * 4.0,
+    ], axis=1).astype(np.float32)
+
+
+def caption_is_correct(tokens, objects):
+    """Does the caption name at least one colour and one shape, and only true ones?
+
+    Every colour word and shape word (synonyms and plurals mapped) must belong to an
+    object of the image, and a colour directly followed by a shape (a size word may sit
+    between) must be the colour of an object of that shape.
+    """
+    colors = {o["color"] for o in objects}
+    shapes = {o["shape"] for o in objects}
+    pairs = {(o["color"], o["shape"]) for o in objects}
+    named_color = named_shape = False
+    for j, w in enumerate(tokens):
+        if w in COLORS:
+            named_color = True
+            if w not in colors:
+                return False
+            following = [t for t in tokens[j + 1:j + 3] if t not in ("small", "little", "tiny",
+                                                                     "large", "big")][:1]
+            if following and following[0] in CANONICAL_SHAPE and \
+                    (w, CANONICAL_SHAPE[following[0]]) not in pairs:
+                return False
+        elif w in CANONICAL_SHAPE:
+            named_shape = True
+            if CANONICAL_SHAPE[w] not in shapes:
+                return False
+    return named_color and named_shape
