@@ -98,8 +98,7 @@ def run(params):
                     % (params["init_model_from"], key, np.shape(saved_model[key]),
                        model[key].shape))
             model[key][...] = saved_model[key]
-        cache = {k: np.asarray(v, dtype=np.float32) for k, v in
-                 checkpoint.get("solver_cache", {}).items()}
+        cache = dict(checkpoint.get("solver_cache", {}))
         if "rng_state" in checkpoint:
             rng.bit_generator.state = checkpoint["rng_state"]
         start_it = int(checkpoint.get("it", -1)) + 1
