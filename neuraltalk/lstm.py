@@ -24,7 +24,7 @@ REGULARIZED = ("We", "Ws", "WLSTM", "Wd")
 
 
 def sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # = 1 / (1 + exp(-x)), without overflow
 
 
 def encoder_inputs(model, feats, words):
