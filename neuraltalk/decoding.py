@@ -1,0 +1,109 @@
+"""Greedy and beam-search decoding, batched over images and beams, as NeuralTalk decodes.
+
+A caption's score is the sum of log(1e-20 + p) of its words, END included. At every
+step each unfinished beam proposes its beam_size best next words, a finished beam (last
+word END) stays in the pool unchanged, and each image keeps its beam_size best
+candidates. After max_steps steps decoding stops, finished or not. One generator step
+(one matrix product per layer) serves all live beams of all images.
+"""
+import numpy as np
+
+from neuraltalk import generators
+
+
+def beam_search(model, params, feats, beam_size=1, max_steps=20):
+    """feats (N, D). Returns for each image its beams, best first: [(logprob, [ix, ...])].
+
+    A sequence ends with 0 (END) when it finished within max_steps.
+    """
+    gen = generators.module(params)
+    N = len(feats)
+    K = max(1, int(beam_size))
+    if N == 0:
+        return []
+    state = generators.start(model, feats, params)
+    # beam (n, k) lives in row n*K + k; at first only beam 0 of each image exists
+    state = {name: np.repeat(a, K, axis=0) for name, a in state.items()}
+    scores = np.full((N, K), -np.inf)
+    scores[:, 0] = 0.0
+    seqs = np.zeros((N, K, max_steps), dtype=np.int64)
+    lengths = np.zeros((N, K), dtype=np.int64)
+    finished = np.zeros((N, K), dtype=bool)
+    rows = np.arange(N)[:, None]
+    for t in range(max_steps):
+        live = np.isfinite(scores) & ~finished
+        if not live.any():
+            break
+        live_rows = np.flatnonzero(live.ravel())
+        prev = seqs[:, :, t - 1].ravel()[live_rows] if t > 0 else np.zeros(len(live_rows), np.int64)
+        live_state = {name: a[live_rows] for name, a in state.items()}
+        logits, new_live_state = gen.step(model, live_state, prev, params)
+        top, top_logprob = best_words(logits, K)
+        # candidates (N, K parents, K words): expansions of live beams; a finished
+        # beam is one candidate, itself, in slot 0
+        cand_score = np.full((N * K, K), -np.inf)
+        cand_score[live_rows] = scores.ravel()[live_rows, None] + top_logprob
+        cand_word = np.zeros((N * K, K), dtype=np.int64)
+        cand_word[live_rows] = top
+        done_rows = np.flatnonzero(finished.ravel())
+        cand_score[done_rows, 0] = scores.ravel()[done_rows]
+        cand_score = cand_score.reshape(N, K * K)
+        # best K candidates per image; a stable sort keeps NeuralTalk's order on ties
+        order = np.argsort(-cand_score, axis=1, kind="stable")[:, :K]
+        parent = order // K
+        new_scores = cand_score[rows, order]
+        parent_finished = finished[rows, parent]
+        word = cand_word.reshape(N, K * K)[rows, order]
+        seqs = seqs[rows, parent]
+        lengths = lengths[rows, parent]
+        grow = ~parent_finished & np.isfinite(new_scores)
+        seqs[grow, t] = word[grow]
+        lengths[grow] += 1
+        finished = parent_finished | (grow & (word == 0))
+        scores = new_scores
+        # the new beams' states: their parents' states after this step
+        full = {name: np.zeros((N * K,) + a.shape[1:], a.dtype) for name, a in new_live_state.items()}
+        for name in full:
+            full[name][live_rows] = new_live_state[name]
+        parent_rows = (rows * K + parent).ravel()
+        state = {name: a[parent_rows] for name, a in full.items()}
+    results = []
+    for n in range(N):
+        beams = [(float(scores[n, k]), [int(w) for w in seqs[n, k, :lengths[n, k]]])
+                 for k in range(K) if np.isfinite(scores[n, k])]
+        results.append(beams)
+    return results
+
+
+def best_words(logits, k):
+    """The k best next words of each row and their log(1e-20 + softmax) values, best first."""
+    k = min(k, logits.shape[1])
+    if k < logits.shape[1]:
+        top = np.argpartition(-logits, k - 1, axis=1)[:, :k]
+    else:
+        top = np.tile(np.arange(k), (len(logits), 1))
+    picked = np.take_along_axis(logits, top, axis=1)
+    order = np.argsort(-picked, axis=1, kind="stable")
+    top = np.take_along_axis(top, order, axis=1)
+    picked = np.take_along_axis(picked, order, axis=1)
+    m = logits.max(1, keepdims=True)
+    total = np.exp(logits - m).sum(1, keepdims=True)
+    return top, np.log(1e-20 + np.exp(picked - m) / total)
+
+
+def caption_text(ixtoword, sequence):
+    """The words of a decoded sequence, END left out."""
+    return " ".join(ixtoword[ix] for ix in sequence if ix > 0)
+
+
+def decode_in_batches(model, params, feats, beam_size=1, batch_size=256, max_steps=20,
+                      progress=None):
+    """beam_search over row batches of a (N, D) feature array-like; yields per-image beams."""
+    N = len(feats)
+    for start in range(0, N, batch_size):
+        idx = np.arange(start, min(start + batch_size, N))
+        rows = np.asarray(feats[idx], dtype=model["Wd"].dtype)
+        for beams in beam_search(model, params, rows, beam_size, max_steps):
+            yield beams
+        if progress:
+            progress(min(start + batch_size, N), N)
