@@ -41,10 +41,11 @@ def beam_search(model, params, feats, beam_size=1, max_steps=20):
         top, top_logprob = best_words(logits, K)
         # candidates (N, K parents, K words): expansions of live beams; a finished
         # beam is one candidate, itself, in slot 0
+        kw = top.shape[1]  # min(K, vocabulary size)
         cand_score = np.full((N * K, K), -np.inf)
-        cand_score[live_rows] = scores.ravel()[live_rows, None] + top_logprob
+        cand_score[live_rows, :kw] = scores.ravel()[live_rows, None] + top_logprob
         cand_word = np.zeros((N * K, K), dtype=np.int64)
-        cand_word[live_rows] = top
+        cand_word[live_rows, :kw] = top
         done_rows = np.flatnonzero(finished.ravel())
         cand_score[done_rows, 0] = scores.ravel()[done_rows]
         cand_score = cand_score.reshape(N, K * K)

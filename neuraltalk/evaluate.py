@@ -1,0 +1,123 @@
+"""Caption a test split and score it: what eval_sentence_predictions.py does.
+
+Captions every image of the split (batched beam search), scores them against all
+references (BLEU-1..4 as the COCO evaluation and as multi-bleu.perl, METEOR, ROUGE-L,
+CIDEr-D), adds the validation perplexity, the fraction of captions found verbatim among
+the training sentences and, on the demo dataset, the fraction of captions that name
+only colours and shapes that are there. Writes result_struct.json and result.html.
+"""
+import os
+import time
+
+from neuraltalk import generators
+from neuraltalk.batches import SentenceTable
+from neuraltalk.checkpoint import load_checkpoint
+from neuraltalk.dataset import load_dataset
+from neuraltalk.decoding import caption_text, decode_in_batches
+from neuraltalk.errors import NeuralTalkError
+from neuraltalk.metrics import COCO_KEYS, score_captions
+from neuraltalk.report import write_evaluation_page, write_json
+
+
+def evaluate_checkpoint(checkpoint_path, split="test", max_images=-1, beam_size=1,
+                        out=None, data_root=None, with_meteor=True):
+    checkpoint = load_checkpoint(checkpoint_path)
+    params = checkpoint["params"]
+    out = out or os.path.dirname(os.path.abspath(checkpoint_path))
+    if params.get("model", "generator") == "brnn":
+        from neuraltalk import retrieval
+        return retrieval.evaluate_checkpoint(checkpoint, checkpoint_path, split, max_images,
+                                             out, data_root)
+    model = checkpoint["model"]
+    dataset = load_dataset(params["dataset"], data_root=data_root or params.get("data_root", "data"),
+                           features_path=params.get("features") or None)
+    if dataset.feature_width != model["We"].shape[0]:
+        raise NeuralTalkError("%s was trained on %d-d features but %s has %d-d features"
+                              % (checkpoint_path, model["We"].shape[0], dataset.folder,
+                                 dataset.feature_width))
+    images = dataset.split(split)
+    if max_images > 0:
+        images = images[:max_images]
+    ids = [img["imgid"] for img in images]
+    t0 = time.time()
+
+    def progress(done, total):
+        rate = done / max(1e-9, time.time() - t0)
+        print("captioned %d/%d images (%.0f images/s)" % (done, total, rate), flush=True)
+
+    beams = list(decode_in_batches(model, params, _Rows(dataset.features, ids), beam_size,
+                                   progress=progress))
+    ixtoword = checkpoint["ixtoword"]
+    candidates = {i: caption_text(ixtoword, b[0][1]) for i, b in zip(ids, beams)}
+    references = {img["imgid"]: [" ".join(s["tokens"]) for s in img["sentences"]]
+                  for img in images}
+    corpus, per_image, notes = score_captions(references, candidates, with_meteor)
+
+    val = SentenceTable(dataset, checkpoint["wordtoix"], "val")
+    perplexity = generators.perplexity(model, val, params, params.get("eval_batch_size", 100))
+    training = {" ".join(s["tokens"]) for img in dataset.split("train") for s in img["sentences"]}
+    verbatim = sum(c in training for c in candidates.values()) / len(candidates)
+    summary = {"val_perplexity": perplexity, "fraction_in_training_set": verbatim,
+               "images": len(images), "beam_size": beam_size, "split": split}
+    if all("objects" in img for img in images):
+        from neuraltalk.shapes import caption_is_correct
+        correct = sum(caption_is_correct(candidates[img["imgid"]].split(), img["objects"])
+                      for img in images)
+        summary["fraction_correct_colours_and_shapes"] = correct / len(images)
+
+    blobs = []
+    for img, b in zip(images, beams):
+        folder = os.path.join(dataset.folder, img.get("filepath", ""))
+        blobs.append({"img_path": img.get("filename", str(img["imgid"])),
+                      "img_file": os.path.join(folder, img["filename"]) if "filename" in img else None,
+                      "imgid": img["imgid"],
+                      "candidate": {"text": candidates[img["imgid"]], "logprob": b[0][0]},
+                      "references": references[img["imgid"]], "scores": per_image[img["imgid"]]})
+    metrics = {k: corpus[k] for k in COCO_KEYS if k in corpus}
+    result = {"checkpoint_params": params, "checkpoint_path": checkpoint_path,
+              "metrics": metrics, "multi_bleu": {k: v for k, v in corpus.items()
+                                                 if k.startswith("multibleu")},
+              "notes": notes, **summary, "imgblobs": blobs}
+    os.makedirs(out, exist_ok=True)
+    json_path = os.path.join(out, "result_struct.json")
+    html_path = os.path.join(out, "result.html")
+    write_json(json_path, result)
+    write_evaluation_page(html_path, blobs, dict(metrics, **{k: v for k, v in summary.items()
+                                                             if isinstance(v, float)}),
+                          notes, "%s on the %s split of %s" % (os.path.basename(checkpoint_path),
+                                                               split, dataset.name))
+    print_table(corpus, summary, notes)
+    print("wrote %s and %s" % (json_path, html_path))
+    return result
+
+
+class _Rows:
+    """The feature rows of some images, indexable from 0 (for decode_in_batches)."""
+
+    def __init__(self, features, ids):
+        self.features = features
+        self.ids = ids
+
+    def __len__(self):
+        return len(self.ids)
+
+    def __getitem__(self, index):
+        return self.features[[self.ids[i] for i in index]]
+
+
+def print_table(corpus, summary, notes):
+    print("%d images of the %s split, beam size %d" % (summary["images"], summary["split"],
+                                                       summary["beam_size"]))
+    for key in COCO_KEYS:
+        if key in corpus:
+            print("  %-8s %.4f" % (key, corpus[key]))
+    print("  multi-bleu.perl: BLEU-1..4 = %s" % " / ".join(
+        "%.2f" % (100 * corpus["multibleu_%d" % n]) for n in range(1, 5)))
+    print("  validation perplexity %.3f" % summary["val_perplexity"])
+    print("  captions found verbatim in the training set: %.1f%%"
+          % (100 * summary["fraction_in_training_set"]))
+    if "fraction_correct_colours_and_shapes" in summary:
+        print("  captions naming only colours and shapes that are there: %.1f%%"
+              % (100 * summary["fraction_correct_colours_and_shapes"]))
+    for note in notes:
+        print("  " + note)

@@ -1,0 +1,94 @@
+"""Caption a folder of images with a checkpoint, as NeuralTalk's predict_on_images.py.
+
+The folder holds the images, `tasks.txt` (one image file name a line) and their CNN
+features (`vgg_feats.mat`, D x N in tasks.txt order, or .npy / .h5). Writes
+`result_struct.json` and `result.html` into the folder.
+"""
+import os
+import time
+
+from neuraltalk.checkpoint import load_checkpoint
+from neuraltalk.decoding import caption_text, decode_in_batches
+from neuraltalk.errors import NeuralTalkError
+from neuraltalk.feature_files import FEATURE_FILE_NAMES, load_features
+from neuraltalk.report import write_json, write_prediction_page
+
+
+def read_tasks(root):
+    path = os.path.join(root, "tasks.txt")
+    if not os.path.exists(path):
+        raise NeuralTalkError(
+            "%s does not exist: list the images to caption in it, one file name a line "
+            "(python -m neuraltalk.features %s --cnn ... writes it)" % (path, root))
+    with open(path, encoding="utf-8") as f:
+        names = [line.strip() for line in f if line.strip()]
+    if not names:
+        raise NeuralTalkError("%s lists no images" % path)
+    missing = [n for n in names if not os.path.exists(os.path.join(root, n))]
+    if missing:
+        raise NeuralTalkError("%s lists %d image(s) that are not in %s: %s"
+                              % (path, len(missing), root, ", ".join(missing[:5])))
+    return names
+
+
+def image_features(root, names, params):
+    """The features of the listed images: from the folder's file, or from the CNN."""
+    for name in FEATURE_FILE_NAMES:
+        path = os.path.join(root, name)
+        if os.path.exists(path):
+            feats = load_features(path)
+            if len(feats) != len(names):
+                raise NeuralTalkError(
+                    "%s has features of %d images but tasks.txt lists %d: recompute the "
+                    "features for tasks.txt" % (path, len(feats), len(names)))
+            return feats
+    cnn = params.get("cnn")
+    try:
+        from neuraltalk.features import extract_features
+    except ImportError:
+        extract_features = None
+    if cnn and extract_features is not None:
+        print("no feature file in %s: extracting features with %s" % (root, cnn))
+        return extract_features([os.path.join(root, n) for n in names], cnn)
+    raise NeuralTalkError(
+        "no feature file (%s) in %s. Compute the CNN features the checkpoint was trained on "
+        "and save them there as vgg_feats.mat (D x N, in tasks.txt order)%s"
+        % (", ".join(FEATURE_FILE_NAMES), root,
+           "" if extract_features is None else
+           ", e.g. python -m neuraltalk.features %s --cnn vgg16 --weights FILE" % root))
+
+
+def predict_folder(checkpoint_path, root, beam_size=1):
+    checkpoint = load_checkpoint(checkpoint_path)
+    model, params = checkpoint["model"], checkpoint["params"]
+    if params.get("model", "generator") != "generator":
+        raise NeuralTalkError("%s is an alignment model checkpoint; captions need a generator "
+                              "checkpoint (--model generator)" % checkpoint_path)
+    if not os.path.isdir(root):
+        raise NeuralTalkError("image folder %s does not exist (set it with -r)" % root)
+    names = read_tasks(root)
+    feats = image_features(root, names, params)
+    width = model["We"].shape[0]
+    if feats.shape[1] != width:
+        raise NeuralTalkError(
+            "the features in %s are %d-d but %s was trained on %d-d features: use the same "
+            "CNN as in training" % (root, feats.shape[1], checkpoint_path, width))
+    t0 = time.time()
+    blobs = []
+    beams = decode_in_batches(model, params, feats, beam_size)
+    for name, image_beams in zip(names, beams):
+        logprob, sequence = image_beams[0]
+        blobs.append({"img_path": name, "candidate": {
+            "text": caption_text(checkpoint["ixtoword"], sequence), "logprob": logprob}})
+        print("%s: %s (logprob %.2f)" % (name, blobs[-1]["candidate"]["text"], logprob))
+    print("captioned %d images in %.1fs (beam size %d)" % (len(names), time.time() - t0,
+                                                            beam_size))
+    write_json(os.path.join(root, "result_struct.json"),
+               {"params": {"checkpoint_path": checkpoint_path, "root_path": root,
+                           "beam_size": beam_size},
+                "checkpoint_params": params, "imgblobs": blobs})
+    write_prediction_page(os.path.join(root, "result.html"), blobs, root)
+    print("wrote %s and %s" % (os.path.join(root, "result_struct.json"),
+                               os.path.join(root, "result.html")))
+    return blobs
+

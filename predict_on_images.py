@@ -1,0 +1,31 @@
+"""Caption a folder of images: `python predict_on_images.py cv/checkpoint.p -r DIR`.
+
+DIR holds the images, tasks.txt and vgg_feats.mat; result_struct.json and result.html
+are written there.
+"""
+import argparse
+import sys
+
+from neuraltalk.errors import NeuralTalkError
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("checkpoint_path", help="a checkpoint written by driver.py or NeuralTalk")
+    p.add_argument("-r", "--root_path", default="example_images",
+                   help="folder with the images, tasks.txt and vgg_feats.mat")
+    p.add_argument("-b", "--beam_size", type=int, default=1, help="beam size (1: greedy)")
+    args = p.parse_args(argv)
+    if args.beam_size < 1:
+        p.error("--beam_size must be at least 1")
+    from neuraltalk.predict import predict_folder
+    try:
+        predict_folder(args.checkpoint_path, args.root_path, args.beam_size)
+    except NeuralTalkError as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Greedy and beam search: NeuralTalk's own predictions, brute force, finished beams."""
+import itertools
+import json
+import os
+
+import numpy as np
+import pytest
+import scipy.io
+
+from neuraltalk import generators
+from neuraltalk.checkpoint import load_checkpoint
+from neuraltalk.decoding import beam_search, caption_text
+
+
+def _neuraltalk(neuraltalk_checkpoint_dir, example_images):
+    c = load_checkpoint(os.path.join(neuraltalk_checkpoint_dir, "neuraltalk_lstm.p"))
+    feats = scipy.io.loadmat(os.path.join(example_images, "vgg_feats.mat"))["feats"].T
+    return c, feats
+
+
+@pytest.mark.parametrize("beam_size", [1, 7])
+def test_reproduces_neuraltalk_predictions(neuraltalk_checkpoint_dir, example_images, beam_size):
+    c, feats = _neuraltalk(neuraltalk_checkpoint_dir, example_images)
+    expected = json.load(open(os.path.join(neuraltalk_checkpoint_dir,
+                                           "expected_beam%d.json" % beam_size)))["imgblobs"]
+    results = beam_search(c["model"], c["params"], feats, beam_size)
+    for beams, blob in zip(results, expected):
+        logprob, sequence = beams[0]
+        assert caption_text(c["ixtoword"], sequence) == blob["candidate"]["text"]
+        assert logprob == pytest.approx(blob["candidate"]["logprob"], abs=1e-9)
+
+
+def _random_model(generator, rng, V=9):
+    params = {"generator": generator, "image_encoding_size": 8, "word_encoding_size": 8,
+              "hidden_size": 8, "tanhC_version": 0, "rnn_relu_encoders": 0, "rnn_feed_once": 0}
+    model = generators.init_model(params, 6, V, np.zeros(V), rng, dtype=np.float64)
+    for k in model:
+        model[k] = rng.normal(scale=1.0, size=model[k].shape)
+    return model, params
+
+
+def _greedy(model, params, feats, max_steps=20):
+    """Greedy decoding written plainly, one image at a time."""
+    out = []
+    for f in feats:
+        state = generators.start(model, f[None], params)
+        prev, words, total = 0, [], 0.0
+        for _ in range(max_steps):
+            logprobs, state = generators.step(model, state, np.array([prev]), params)
+            prev = int(np.argmax(logprobs[0]))
+            words.append(prev)
+            total += logprobs[0, prev]
+            if prev == 0:
+                break
+        out.append((total, words))
+    return out
+
+
+@pytest.mark.parametrize("generator", ["lstm", "rnn"])
+def test_beam_size_one_is_exactly_greedy(generator):
+    rng = np.random.default_rng(0)
+    model, params = _random_model(generator, rng)
+    feats = rng.normal(size=(12, 6))
+    results = beam_search(model, params, feats, beam_size=1)
+    for (logprob, words), beams in zip(_greedy(model, params, feats), results):
+        assert beams[0][1] == words and beams[0][0] == pytest.approx(logprob, abs=1e-12)
+
+
+@pytest.mark.parametrize("generator", ["lstm", "rnn"])
+def test_wide_beam_finds_the_best_sequence_found_by_brute_force(generator):
+    # with beam_size >= V every sequence up to max_steps is kept, so the beam's best
+    # equals the best of all sequences of length <= 3 (finished or cut at 3 steps)
+    V, steps = 4, 3
+    rng = np.random.default_rng(1)
+    model, params = _random_model(generator, rng, V=V)
+    feats = rng.normal(size=(3, 6))
+    for n, f in enumerate(feats):
+        best = (-np.inf, None)
+        for length in range(1, steps + 1):
+            for seq in itertools.product(range(V), repeat=length):
+                if 0 in seq[:-1] or (length < steps and seq[-1] != 0):
+                    continue  # END only last; short sequences must end
+                state = generators.start(model, f[None], params)
+                prev, total = 0, 0.0
+                for w in seq:
+                    logprobs, state = generators.step(model, state, np.array([prev]), params)
+                    total += logprobs[0, w]
+                    prev = w
+                best = max(best, (total, list(seq)))
+        beams = beam_search(model, params, f[None], beam_size=V ** steps, max_steps=steps)[0]
+        assert beams[0][1] == best[1] and beams[0][0] == pytest.approx(best[0], abs=1e-12)
+        assert [b[0] for b in beams] == sorted((b[0] for b in beams), reverse=True)
+
+
+def test_finished_beams_stay_and_are_not_expanded():
+    rng = np.random.default_rng(2)
+    model, params = _random_model("lstm", rng, V=5)
+    model["bd"][0, 0] = 3.0  # END is likely early: beams finish at different steps
+    results = beam_search(model, params, rng.normal(size=(20, 6)), beam_size=5, max_steps=8)
+    finished_early = 0
+    for beams in results:
+        seqs = [tuple(s) for _, s in beams]
+        assert len(set(seqs)) == len(seqs)  # no beam duplicated by re-expansion
+        for _, s in beams:
+            assert 0 not in s[:-1]  # nothing follows END
+            finished_early += s[-1] == 0 and len(s) < 8
+    assert finished_early > 0

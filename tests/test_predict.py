@@ -1,0 +1,90 @@
+"""predict_on_images.py end to end on the example photos, and its errors."""
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+import predict_on_images
+
+
+@pytest.fixture
+def photo_folder(example_images, tmp_path):
+    """The example photos (linked, not copied), tasks.txt and vgg_feats.mat in tmp_path."""
+    for name in ("tasks.txt", "vgg_feats.mat"):
+        shutil.copy(os.path.join(example_images, name), tmp_path / name)
+    for name in open(os.path.join(example_images, "tasks.txt")).read().split():
+        os.symlink(os.path.join(example_images, name), tmp_path / name)
+    return tmp_path
+
+
+@pytest.mark.parametrize("beam_size", [1, 7])
+def test_neuraltalk_checkpoint_gives_neuraltalk_captions(photo_folder, neuraltalk_checkpoint_dir,
+                                                         beam_size):
+    ckpt = os.path.join(neuraltalk_checkpoint_dir, "neuraltalk_lstm.p")
+    assert predict_on_images.main([ckpt, "-r", str(photo_folder),
+                                   "--beam_size", str(beam_size)]) == 0
+    got = json.load(open(photo_folder / "result_struct.json"))
+    expected = json.load(open(os.path.join(neuraltalk_checkpoint_dir,
+                                           "expected_beam%d.json" % beam_size)))
+    assert [b["img_path"] for b in got["imgblobs"]] == [b["img_path"] for b in expected["imgblobs"]]
+    for g, e in zip(got["imgblobs"], expected["imgblobs"]):
+        assert g["candidate"]["text"] == e["candidate"]["text"]
+        assert g["candidate"]["logprob"] == pytest.approx(e["candidate"]["logprob"], abs=1e-9)
+    assert got["checkpoint_params"]["generator"] == "lstm"
+    page = open(photo_folder / "result.html").read()
+    assert page.count("<img") == 16 and expected["imgblobs"][0]["candidate"]["text"] in page
+
+
+def _error(capsys, argv):
+    assert predict_on_images.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+    return err
+
+
+def test_missing_tasks_file(photo_folder, neuraltalk_checkpoint_dir, capsys):
+    os.remove(photo_folder / "tasks.txt")
+    err = _error(capsys, [os.path.join(neuraltalk_checkpoint_dir, "neuraltalk_lstm.p"),
+                          "-r", str(photo_folder)])
+    assert "tasks.txt does not exist" in err
+
+
+def test_missing_feature_file(photo_folder, neuraltalk_checkpoint_dir, capsys):
+    os.remove(photo_folder / "vgg_feats.mat")
+    err = _error(capsys, [os.path.join(neuraltalk_checkpoint_dir, "neuraltalk_lstm.p"),
+                          "-r", str(photo_folder)])
+    assert "no feature file" in err and "vgg_feats.mat" in err
+
+
+def test_listed_image_that_is_absent(photo_folder, neuraltalk_checkpoint_dir, capsys):
+    with open(photo_folder / "tasks.txt", "a") as f:
+        f.write("nothere.jpg\n")
+    err = _error(capsys, [os.path.join(neuraltalk_checkpoint_dir, "neuraltalk_lstm.p"),
+                          "-r", str(photo_folder)])
+    assert "nothere.jpg" in err
+
+
+def test_feature_width_that_does_not_fit_the_checkpoint(photo_folder, neuraltalk_checkpoint_dir,
+                                                        capsys):
+    os.remove(photo_folder / "vgg_feats.mat")
+    np.save(photo_folder / "vgg_feats.npy", np.ones((16, 1280), np.float32))
+    err = _error(capsys, [os.path.join(neuraltalk_checkpoint_dir, "neuraltalk_lstm.p"),
+                          "-r", str(photo_folder)])
+    assert "1280-d" in err and "4096-d" in err
+
+
+def test_feature_count_that_does_not_fit_tasks(photo_folder, neuraltalk_checkpoint_dir, capsys):
+    os.remove(photo_folder / "vgg_feats.mat")
+    np.save(photo_folder / "vgg_feats.npy", np.ones((15, 4096), np.float32))
+    err = _error(capsys, [os.path.join(neuraltalk_checkpoint_dir, "neuraltalk_lstm.p"),
+                          "-r", str(photo_folder)])
+    assert "15 images" in err and "16" in err
+
+
+def test_corrupt_checkpoint(photo_folder, tmp_path, capsys):
+    bad = tmp_path / "bad.p"
+    bad.write_bytes(b"not a pickle at all")
+    err = _error(capsys, [str(bad), "-r", str(photo_folder)])
+    assert "bad.p" in err
