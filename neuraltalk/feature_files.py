@@ -5,7 +5,8 @@ Formats, all with the width D read from the file:
   else); the N x D result is a transposed view, not a copy.
 - `.mat` MATLAB v7.3 (an HDF5 file): MATLAB's D x N matrix is stored as an (N, D) dataset
   (HDF5 is row-major, MATLAB column-major), so rows are read lazily.
-- `.npy`: N x D, memory-mapped.
+- `.npy`: N x D, rows read from the file on demand (no memory map, whose touched pages
+  would stay resident while streaming through a big file).
 - `.h5`: dataset `feats`, N x D, read lazily.
 
 `load_features` returns a `FeatureRows`: `rows[idx]` reads just those rows as float32
@@ -24,9 +25,10 @@ FEATURE_FILE_NAMES = ("vgg_feats.mat", "vgg_feats.npy", "vgg_feats.h5")
 class FeatureRows:
     """Row access to an (N, D) feature matrix held in memory, a memory map or HDF5."""
 
-    def __init__(self, array, path, h5file=None):
+    def __init__(self, array, path, h5file=None, sorted_reads=False):
         self._array = array
         self._h5file = h5file  # kept open while the rows are in use
+        self._sorted_reads = sorted_reads or h5file is not None
         self.path = path
         self.shape = tuple(int(n) for n in array.shape)
 
@@ -42,8 +44,8 @@ class FeatureRows:
         if index.size and (index.min() < -self.shape[0] or index.max() >= self.shape[0]):
             raise IndexError("feature row out of range of %s (%d rows)" % (self.path, self.shape[0]))
         index = np.where(index < 0, index + self.shape[0], index)
-        if self._h5file is not None:
-            # h5py reads increasing, unique indices only: read those, then re-order
+        if self._sorted_reads:
+            # h5py (and NpyRows) read increasing, unique indices: read those, then re-order
             unique, inverse = np.unique(index, return_inverse=True)
             rows = self._array[unique] if unique.size else np.zeros((0, self.shape[1]))
             rows = np.asarray(rows, dtype=np.float32)[inverse.ravel()]
@@ -60,6 +62,42 @@ class FeatureRows:
         """Scan every row in chunks; raise NeuralTalkError at the first NaN or inf."""
         for start in range(0, self.shape[0], chunk_rows):
             self[np.arange(start, min(start + chunk_rows, self.shape[0]))]
+
+
+class NpyRows:
+    """Rows of a C-ordered 2-d .npy file, read with os.pread: (N, D) indexable by sorted rows."""
+
+    def __init__(self, path):
+        try:
+            with open(path, "rb") as f:
+                version = np.lib.format.read_magic(f)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, fortran, dtype = read_header(f)
+                self.offset = f.tell()
+        except (ValueError, OSError) as e:
+            raise NeuralTalkError("%s is not a valid .npy file: %s" % (path, e)) from None
+        if fortran or len(shape) != 2:
+            raise NeuralTalkError("%s: expected a C-ordered N x D array, found shape %s%s"
+                                  % (path, shape, " in Fortran order" if fortran else ""))
+        self.shape, self.dtype, self.path = shape, dtype, path
+        self.row_bytes = shape[1] * dtype.itemsize
+
+    def __getitem__(self, rows):
+        """rows: increasing unique indices. Reads each run of consecutive rows at once."""
+        out = np.empty((len(rows), self.shape[1]), dtype=self.dtype)
+        if not len(rows):
+            return out
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            for run in np.split(np.arange(len(rows)), breaks):
+                first, count = int(rows[run[0]]), len(run)
+                data = os.pread(fd, count * self.row_bytes, self.offset + first * self.row_bytes)
+                out[run[0]:run[0] + count] = np.frombuffer(data, self.dtype).reshape(count, -1)
+        finally:
+            os.close(fd)
+        return out
 
 
 def find_feature_file(folder):
@@ -79,11 +117,7 @@ def load_features(path):
         raise NeuralTalkError("feature file %s does not exist" % path)
     ext = os.path.splitext(path)[1].lower()
     if ext == ".npy":
-        try:
-            array = np.load(path, mmap_mode="r")
-        except ValueError as e:
-            raise NeuralTalkError("%s is not a valid .npy file: %s" % (path, e)) from None
-        return _checked(FeatureRows(array, path), path, "the array")
+        return _checked(FeatureRows(NpyRows(path), path, sorted_reads=True), path, "the array")
     if ext in (".h5", ".hdf5"):
         return _load_h5(path, "feats", transpose_note="")
     if ext == ".mat":

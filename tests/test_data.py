@@ -178,10 +178,16 @@ def test_mat_file_without_feats_and_unknown_extension(tmp_path):
         load_features(str(tmp_path / "x.csv"))
 
 
-def test_npy_rows_are_memory_mapped(tmp_path):
-    np.save(tmp_path / "f.npy", np.ones((100, 4), np.float32))
+def test_npy_rows_are_read_on_demand_not_loaded(tmp_path):
+    feats = np.arange(400, dtype=np.float32).reshape(100, 4)
+    np.save(tmp_path / "f.npy", feats)
     rows = load_features(str(tmp_path / "f.npy"))
-    assert isinstance(rows._array, np.memmap)
+    assert not isinstance(rows._array, np.ndarray)
+    np.testing.assert_array_equal(rows[np.array([5, 6, 7, 50, 99, 0])],
+                                  feats[[5, 6, 7, 50, 99, 0]])
+    np.save(tmp_path / "f.npy", np.asfortranarray(feats))
+    with pytest.raises(NeuralTalkError, match="Fortran order"):
+        load_features(str(tmp_path / "f.npy"))
 
 
 # ---- vocabulary --------------------------------------------------------------------------
