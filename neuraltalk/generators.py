@@ -39,7 +39,8 @@ def init_model(params, feature_width, vocab_size, bias_init_vector, rng, dtype=n
 
 
 def dropout_masks(params, model, words, rng):
-    """Inverted-dropout masks for a batch (None where the probability is 0 or rng is None)."""
+    """Inverted-dropout masks for a batch, time-major like the generators' inputs
+    (None where the probability is 0 or rng is None)."""
     if rng is None:
         return None, None
     p_enc, p_dec = params.get("drop_prob_encoder", 0), params.get("drop_prob_decoder", 0)
@@ -52,22 +53,36 @@ def dropout_masks(params, model, words, rng):
     enc = None
     if p_enc > 0:
         if module(params) is lstm:
-            enc = mask(lstm.encoder_mask_shape(None, words, model), p_enc)
+            enc = mask(lstm.encoder_mask_shape(words, model), p_enc)
         else:
             word_shape, image_shape = rnn.encoder_mask_shapes(words, model)
             enc = (mask(word_shape, p_enc), mask(image_shape, p_enc))
-    dec = mask((B, T + 1, H), p_dec) if p_dec > 0 else None
+    dec = mask((T + 1, B, H), p_dec) if p_dec > 0 else None
     return enc, dec
 
 
 def targets_and_mask(words, lengths):
-    """Targets (B, T+1): w_1..w_n then END (0); valid (B, T+1): the n+1 scored steps."""
+    """Time-major targets (T+1, B): w_1..w_n then END (0); valid (T+1, B): the n+1
+    scored steps of each sentence."""
     B, T = words.shape
-    targets = np.zeros((B, T + 1), dtype=np.int64)
-    targets[:, :T] = words
-    valid = np.arange(T + 1)[None, :] <= lengths[:, None]
-    targets[np.arange(B), lengths] = 0
+    targets = np.zeros((T + 1, B), dtype=np.int64)
+    targets[:T] = words.T
+    valid = np.arange(T + 1)[:, None] <= lengths[None, :]
+    targets[lengths, np.arange(B)] = 0
     return targets, valid
+
+
+def by_length(batch, masks):
+    """The batch (and dropout masks) in decreasing order of sentence length, and the order."""
+    order = np.argsort(-np.asarray(batch.lengths), kind="stable")
+    batch = batch._replace(feats=batch.feats[order], words=batch.words[order],
+                           lengths=batch.lengths[order])
+    enc, dec = masks
+    if isinstance(enc, tuple):
+        enc = (enc[0][:, order], enc[1][order])
+    elif enc is not None:
+        enc = enc[:, order]
+    return batch, (enc, dec[:, order] if dec is not None else None), order
 
 
 def batch_cost(model, batch, params, rng=None, masks=None, return_dfeats=False):
@@ -78,11 +93,13 @@ def batch_cost(model, batch, params, rng=None, masks=None, return_dfeats=False):
     """
     gen = module(params)
     dtype = model["Wd"].dtype
-    feats = np.asarray(batch.feats, dtype=dtype)
-    words = np.asarray(batch.words)
-    lengths = np.asarray(batch.lengths)
-    enc_mask, dec_mask = masks if masks is not None else dropout_masks(params, model, words, rng)
-    Hdec, cache = gen.forward(model, feats, words, params, enc_mask, dec_mask)
+    batch = batch._replace(feats=np.asarray(batch.feats, dtype=dtype),
+                           words=np.asarray(batch.words), lengths=np.asarray(batch.lengths))
+    if masks is None:
+        masks = dropout_masks(params, model, batch.words, rng)
+    batch, (enc_mask, dec_mask), order = by_length(batch, masks)
+    feats, words, lengths = batch.feats, batch.words, batch.lengths
+    Hdec, cache = gen.forward(model, feats, words, lengths, params, enc_mask, dec_mask)
     targets, valid = targets_and_mask(words, lengths)
     Hs = Hdec[valid]  # (N, H): the scored steps only
     Y = Hs @ model["Wd"] + model["bd"]
@@ -100,7 +117,7 @@ def batch_cost(model, batch, params, rng=None, masks=None, return_dfeats=False):
     grads = {"Wd": Hs.T @ dY, "bd": dY.sum(0, keepdims=True)}
     dHdec = np.zeros_like(Hdec)
     dHdec[valid] = dY @ model["Wd"].T
-    gen_grads, dfeats = gen.backward(dHdec, cache)
+    gen_grads, dXi = gen.backward(dHdec, cache)
     grads.update(gen_grads)
     regc = params.get("regc", 0)
     reg_cost = 0.0
@@ -111,8 +128,10 @@ def batch_cost(model, batch, params, rng=None, masks=None, return_dfeats=False):
             grads[name] += (regc / B) * W
     cost = {"loss_cost": loss_cost, "reg_cost": reg_cost, "total_cost": loss_cost + reg_cost,
             "ppl2": 2.0 ** (logppl / len(t)), "logppl": logppl, "ntokens": len(t)}
-    if return_dfeats:
-        return cost, grads, dfeats / 1.0
+    if return_dfeats:  # the gradient of the image features, in the batch's own order
+        dfeats = np.empty_like(feats)
+        dfeats[order] = dXi @ model["We"].T
+        return cost, grads, dfeats
     return cost, grads
 
 

@@ -5,9 +5,9 @@ Gate pre-activations [1, x_t, h_{t-1}] @ WLSTM, columns ordered i, f, o, g;
 c_t = i*g + f*c_{t-1} (c_{-1} = 0), h_t = o*c_t (o*tanh(c_t) with tanhC_version).
 Outputs h_t Wd + bd for steps 1..n+1, scored against w_1..w_n, END.
 
-Shapes: feats (B, D); words (B, T) padded; lengths (B,); inputs X (B, S, E) with
-S = T + 2 steps. Sentences shorter than T run on over padding: the recurrence is
-causal, so those steps change nothing that is scored, and their gradients are zero.
+Shapes: feats (B, D); words (B, T) padded; lengths (B,) in decreasing order; inputs X
+(S, B, E), time-major, with S = T + 2 steps. Step t runs only on the sentences that
+still have a word to score, so padding costs nothing in the recurrence.
 """
 import numpy as np
 
@@ -28,21 +28,28 @@ def sigmoid(x):
 
 
 def encoder_inputs(model, feats, words):
-    """X (B, T+2, E): the image encoding, then START, then the words."""
+    """X (T+2, B, E), time-major: the image encoding, then START, then the words."""
     Xi = feats @ model["We"] + model["be"]
-    Xw = model["Ws"][np.concatenate([np.zeros((len(words), 1), words.dtype), words], axis=1)]
-    return np.concatenate([Xi[:, None, :], Xw], axis=1)
+    Xw = model["Ws"][np.concatenate([np.zeros((1, len(words)), words.dtype), words.T])]
+    return np.concatenate([Xi[None], Xw], axis=0)
 
 
-def encoder_mask_shape(feats, words, model):
-    return (len(words), words.shape[1] + 2, model["Ws"].shape[1])
+def encoder_mask_shape(words, model):
+    return (words.shape[1] + 2, len(words), model["Ws"].shape[1])
 
 
-def forward(model, feats, words, params, enc_mask=None, dec_mask=None):
-    """Returns the hidden states to decode, Hdec (B, T+1, H), and the cache for backward.
+def active_rows(lengths, steps):
+    """How many sentences step t still serves (lengths sorted in decreasing order):
+    step t >= 1 produces the output scored against word t (END after the last word)."""
+    return [len(lengths)] + [int((lengths >= t - 1).sum()) for t in range(1, steps)]
 
-    enc_mask (B, T+2, E), dec_mask (B, T+1, H): inverted-dropout masks (already scaled),
-    or None for no dropout.
+
+def forward(model, feats, words, lengths, params, enc_mask=None, dec_mask=None):
+    """Hidden states to decode, Hdec (T+1, B, H) time-major, and the cache for backward.
+
+    Sentences must come in decreasing order of length: step t then runs on the first
+    active[t] rows only, so no work is spent on padding. enc_mask (T+2, B, E) and
+    dec_mask (T+1, B, H) are inverted-dropout masks (already scaled) or None.
     """
     tanhC = params.get("tanhC_version", 0)
     WLSTM = model["WLSTM"]
@@ -51,92 +58,87 @@ def forward(model, feats, words, params, enc_mask=None, dec_mask=None):
     X = encoder_inputs(model, feats, words)
     if enc_mask is not None:
         X = X * enc_mask
-    B, S, _ = X.shape
+    S, B, _ = X.shape
+    active = active_rows(lengths, S)
     # the input part of every gate pre-activation at once: one big product
-    IFOG = X @ WLSTM[1:1 + E] + WLSTM[0]
+    IFOG = (X.reshape(S * B, E) @ WLSTM[1:1 + E] + WLSTM[0]).reshape(S, B, 4 * H)
     Wh = WLSTM[1 + E:]
-    IFOGf = np.empty_like(IFOG)
-    C = np.empty((B, S, H), dtype=X.dtype)
-    Hout = np.empty((B, S, H), dtype=X.dtype)
-    tanhCs = np.empty((B, S, H), dtype=X.dtype) if tanhC else None
+    IFOGf = np.zeros_like(IFOG)
+    C = np.zeros((S, B, H), dtype=X.dtype)
+    Hout = np.zeros((S, B, H), dtype=X.dtype)
     for t in range(S):  # the recurrence: the only loop, over time
+        k = active[t]
         if t > 0:
-            IFOG[:, t] += Hout[:, t - 1] @ Wh
-        IFOGf[:, t, :3 * H] = sigmoid(IFOG[:, t, :3 * H])
-        IFOGf[:, t, 3 * H:] = np.tanh(IFOG[:, t, 3 * H:])
-        C[:, t] = IFOGf[:, t, :H] * IFOGf[:, t, 3 * H:]
+            IFOG[t, :k] += Hout[t - 1, :k] @ Wh
+        IFOGf[t, :k, :3 * H] = sigmoid(IFOG[t, :k, :3 * H])
+        IFOGf[t, :k, 3 * H:] = np.tanh(IFOG[t, :k, 3 * H:])
+        C[t, :k] = IFOGf[t, :k, :H] * IFOGf[t, :k, 3 * H:]
         if t > 0:
-            C[:, t] += IFOGf[:, t, H:2 * H] * C[:, t - 1]
-        if tanhC:
-            tanhCs[:, t] = np.tanh(C[:, t])
-            Hout[:, t] = IFOGf[:, t, 2 * H:3 * H] * tanhCs[:, t]
-        else:
-            Hout[:, t] = IFOGf[:, t, 2 * H:3 * H] * C[:, t]
-    Hdec = Hout[:, 1:]
+            C[t, :k] += IFOGf[t, :k, H:2 * H] * C[t - 1, :k]
+        Hout[t, :k] = IFOGf[t, :k, 2 * H:3 * H] * (np.tanh(C[t, :k]) if tanhC else C[t, :k])
+    Hdec = Hout[1:]
     if dec_mask is not None:
         Hdec = Hdec * dec_mask
-    cache = (model, feats, words, X, IFOGf, C, Hout, tanhCs, enc_mask, dec_mask)
+    cache = (model, feats, words, X, IFOGf, C, Hout, tanhC, active, enc_mask, dec_mask)
     return Hdec, cache
 
 
 def backward(dHdec, cache):
-    """dHdec (B, T+1, H) -> (grads of every parameter except Wd/bd, dfeats (B, D))."""
-    model, feats, words, X, IFOGf, C, Hout, tanhCs, enc_mask, dec_mask = cache
+    """dHdec (T+1, B, H) -> (grads of every parameter except Wd/bd, dXi (B, E))."""
+    model, feats, words, X, IFOGf, C, Hout, tanhC, active, enc_mask, dec_mask = cache
     WLSTM = model["WLSTM"]
     E = model["Ws"].shape[1]
     H = model["Wd"].shape[0]
-    B, S, _ = X.shape
+    S, B, _ = X.shape
     if dec_mask is not None:
         dHdec = dHdec * dec_mask
     dHout = np.zeros_like(Hout)
-    dHout[:, 1:] = dHdec
-    dIFOGf = np.empty_like(IFOGf)
-    dIFOG = np.empty_like(IFOGf)
+    dHout[1:] = dHdec
+    dIFOG = np.zeros_like(IFOGf)
     dC = np.zeros((B, H), dtype=X.dtype)
     Wh_T = WLSTM[1 + E:].T
     for t in reversed(range(S)):
-        i = IFOGf[:, t, :H]
-        f = IFOGf[:, t, H:2 * H]
-        o = IFOGf[:, t, 2 * H:3 * H]
-        g = IFOGf[:, t, 3 * H:]
-        if tanhCs is not None:
-            dIFOGf[:, t, 2 * H:3 * H] = tanhCs[:, t] * dHout[:, t]
-            dC += (1 - tanhCs[:, t] ** 2) * (o * dHout[:, t])
+        k = active[t]
+        i = IFOGf[t, :k, :H]
+        f = IFOGf[t, :k, H:2 * H]
+        o = IFOGf[t, :k, 2 * H:3 * H]
+        g = IFOGf[t, :k, 3 * H:]
+        dh = dHout[t, :k]
+        dc = dC[:k]
+        if tanhC:
+            tc = np.tanh(C[t, :k])
+            d_o = tc * dh
+            dc += (1 - tc * tc) * (o * dh)
         else:
-            dIFOGf[:, t, 2 * H:3 * H] = C[:, t] * dHout[:, t]
-            dC += o * dHout[:, t]
+            d_o = C[t, :k] * dh
+            dc += o * dh
+        # through the gate nonlinearities: sigmoid' = y(1-y), tanh' = 1-y^2
         if t > 0:
-            dIFOGf[:, t, H:2 * H] = C[:, t - 1] * dC
-        else:
-            dIFOGf[:, t, H:2 * H] = 0
-        dIFOGf[:, t, :H] = g * dC
-        dIFOGf[:, t, 3 * H:] = i * dC
-        # through the nonlinearities
-        dIFOG[:, t, 3 * H:] = (1 - g ** 2) * dIFOGf[:, t, 3 * H:]
-        y = IFOGf[:, t, :3 * H]
-        dIFOG[:, t, :3 * H] = (y * (1 - y)) * dIFOGf[:, t, :3 * H]
+            dIFOG[t, :k, H:2 * H] = C[t - 1, :k] * dc * f * (1 - f)
+        dIFOG[t, :k, :H] = g * dc * i * (1 - i)
+        dIFOG[t, :k, 2 * H:3 * H] = d_o * o * (1 - o)
+        dIFOG[t, :k, 3 * H:] = i * dc * (1 - g * g)
         if t > 0:
-            dHout[:, t - 1] += dIFOG[:, t] @ Wh_T
-            dC = f * dC
+            dHout[t - 1, :k] += dIFOG[t, :k] @ Wh_T
+            dc *= f
     # parameter gradients from whole-sequence products
-    dIFOG2 = dIFOG.reshape(B * S, 4 * H)
+    dIFOG2 = dIFOG.reshape(S * B, 4 * H)
     dWLSTM = np.empty_like(WLSTM)
     dWLSTM[0] = dIFOG2.sum(0)
-    dWLSTM[1:1 + E] = X.reshape(B * S, E).T @ dIFOG2
-    dWLSTM[1 + E:] = Hout[:, :-1].reshape(B * (S - 1), H).T @ dIFOG[:, 1:].reshape(-1, 4 * H)
-    dX = dIFOG @ WLSTM[1:1 + E].T
+    dWLSTM[1:1 + E] = X.reshape(S * B, E).T @ dIFOG2
+    dWLSTM[1 + E:] = Hout[:-1].reshape((S - 1) * B, H).T @ dIFOG[1:].reshape(-1, 4 * H)
+    dX = (dIFOG2 @ WLSTM[1:1 + E].T).reshape(S, B, E)
     if enc_mask is not None:
         dX *= enc_mask
-    dXi = dX[:, 0]
+    dXi = dX[0]
     grads = {"WLSTM": dWLSTM, "We": feats.T @ dXi, "be": dXi.sum(0, keepdims=True),
-             "Ws": scatter_rows(model["Ws"].shape, words, dX[:, 1:])}
-    return grads, dXi @ model["We"].T
+             "Ws": scatter_rows(model["Ws"].shape, words, dX[1:])}
+    return grads, dXi
 
 
 def scatter_rows(shape, words, dXw):
-    """Gradient of Ws from the gradients of its looked-up rows [START, w_1, ...]."""
-    B = len(words)
-    index = np.concatenate([np.zeros((B, 1), np.int64), words], axis=1).ravel()
+    """Gradient of Ws from the gradients dXw (T+1, B, E) of its rows [START, w_1, ...]."""
+    index = np.concatenate([np.zeros((1, len(words)), np.int64), words.T]).ravel()
     dWs = np.zeros(shape, dtype=dXw.dtype)
     np.add.at(dWs, index, dXw.reshape(len(index), -1))
     return dWs

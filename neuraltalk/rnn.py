@@ -5,8 +5,8 @@ xs_t = Ws[.] Wxh + bxh; h_t = ReLU(x_img + xs_t + h_{t-1} Whh + bhh) with the im
 every step, or at the first only (rnn_feed_once); rnn_relu_encoders applies ReLU to
 xs_t and x_img first. Outputs h_t Wd + bd at all n+1 steps, scored against w_1..w_n, END.
 
-Shapes: feats (B, D); words (B, T); word inputs (B, S, E) with S = T + 1. Padding
-steps after a sentence's end change nothing that is scored (the recurrence is causal).
+Shapes: feats (B, D); words (B, T); lengths (B,) in decreasing order; word inputs
+(S, B, E), time-major, with S = T + 1; step t runs only on sentences still being scored.
 """
 import numpy as np
 
@@ -25,58 +25,62 @@ REGULARIZED = ("We", "Ws", "Wxh", "Whh", "Wd")
 
 def encoder_mask_shapes(words, model):
     """Shapes of the two encoder dropout masks: word vectors and image encoding."""
-    return (len(words), words.shape[1] + 1, model["Ws"].shape[1]), (len(words), model["We"].shape[1])
+    return (words.shape[1] + 1, len(words), model["Ws"].shape[1]), (len(words), model["We"].shape[1])
 
 
-def forward(model, feats, words, params, enc_mask=None, dec_mask=None):
-    """Returns Hdec (B, T+1, H), the hidden states to decode, and the cache.
+def forward(model, feats, words, lengths, params, enc_mask=None, dec_mask=None):
+    """Hidden states to decode, Hdec (T+1, B, H) time-major, and the cache for backward.
 
-    enc_mask: None or a pair (word-vector mask (B, T+1, E), image mask (B, H));
-    dec_mask (B, T+1, H); inverted-dropout masks already scaled.
+    Sentences must come in decreasing order of length: step t runs on the sentences
+    with at least t words only. enc_mask: None or a pair (word-vector mask (T+1, B, E),
+    image mask (B, H)); dec_mask (T+1, B, H); inverted-dropout masks already scaled.
     """
     relu_enc = params.get("rnn_relu_encoders", 0)
     feed_once = params.get("rnn_feed_once", 0)
     Xi = feats @ model["We"] + model["be"]
-    index = np.concatenate([np.zeros((len(words), 1), words.dtype), words], axis=1)
+    index = np.concatenate([np.zeros((1, len(words)), words.dtype), words.T])
     Xs = model["Ws"][index]
     if enc_mask is not None:
         Xs = Xs * enc_mask[0]
         Xi = Xi * enc_mask[1]
-    Xsh = Xs @ model["Wxh"] + model["bxh"]
+    S, B, E = Xs.shape
+    Xsh = (Xs.reshape(S * B, E) @ model["Wxh"] + model["bxh"]).reshape(S, B, -1)
     if relu_enc:
         Xsh = np.maximum(Xsh, 0)
         Xi_in = np.maximum(Xi, 0)
     else:
         Xi_in = Xi
-    B, S, _ = Xs.shape
-    Hh = np.empty((B, S, model["Whh"].shape[0]), dtype=Xsh.dtype)
+    active = [int((lengths >= t).sum()) for t in range(S)]
+    Hh = np.zeros((S, B, model["Whh"].shape[0]), dtype=Xsh.dtype)
     Whh, bhh = model["Whh"], model["bhh"]
     for t in range(S):  # the recurrence: the only loop, over time
-        a = Xsh[:, t] + bhh
+        k = active[t]
+        a = Xsh[t, :k] + bhh
         if t == 0 or not feed_once:
-            a = a + Xi_in
+            a += Xi_in[:k]
         if t > 0:
-            a += Hh[:, t - 1] @ Whh
-        Hh[:, t] = np.maximum(a, 0)
+            a += Hh[t - 1, :k] @ Whh
+        Hh[t, :k] = np.maximum(a, 0)
     Hdec = Hh if dec_mask is None else Hh * dec_mask
-    cache = (model, feats, index, Xs, Xi, Xsh, Hh, params, enc_mask, dec_mask)
+    cache = (model, feats, index, Xs, Xi, Xsh, Hh, active, params, enc_mask, dec_mask)
     return Hdec, cache
 
 
 def backward(dHdec, cache):
-    """dHdec (B, T+1, H) -> (grads of every parameter except Wd/bd, dfeats (B, D))."""
-    model, feats, index, Xs, Xi, Xsh, Hh, params, enc_mask, dec_mask = cache
+    """dHdec (T+1, B, H) -> (grads of every parameter except Wd/bd, dXi (B, H))."""
+    model, feats, index, Xs, Xi, Xsh, Hh, active, params, enc_mask, dec_mask = cache
     relu_enc = params.get("rnn_relu_encoders", 0)
     feed_once = params.get("rnn_feed_once", 0)
     dH = dHdec * dec_mask if dec_mask is not None else dHdec.copy()
-    B, S, Hn = Hh.shape
-    dA = np.empty_like(Hh)  # gradient at the pre-activation of each step
+    S, B, Hn = Hh.shape
+    dA = np.zeros_like(Hh)  # gradient at the pre-activation of each step
     Whh_T = model["Whh"].T
     for t in reversed(range(S)):
-        dA[:, t] = dH[:, t] * (Hh[:, t] > 0)
+        k = active[t]
+        dA[t, :k] = dH[t, :k] * (Hh[t, :k] > 0)
         if t > 0:
-            dH[:, t - 1] += dA[:, t] @ Whh_T
-    dXi_in = dA[:, 0] if feed_once else dA.sum(1)
+            dH[t - 1, :k] += dA[t, :k] @ Whh_T
+    dXi_in = dA[0] if feed_once else dA.sum(0)
     dXsh = dA
     if relu_enc:
         dXsh = dXsh * (Xsh > 0)
@@ -85,21 +89,21 @@ def backward(dHdec, cache):
         dXi = dXi_in
     E = Xs.shape[2]
     grads = {
-        "Whh": Hh[:, :-1].reshape(-1, Hn).T @ dA[:, 1:].reshape(-1, Hn),
+        "Whh": Hh[:-1].reshape(-1, Hn).T @ dA[1:].reshape(-1, Hn),
         "bhh": dA.sum((0, 1))[None, :],
         "Wxh": Xs.reshape(-1, E).T @ dXsh.reshape(-1, Hn),
         "bxh": dXsh.sum((0, 1))[None, :],
     }
-    dXs = dXsh @ model["Wxh"].T
+    dXs = dXsh.reshape(-1, Hn) @ model["Wxh"].T
     if enc_mask is not None:
-        dXs *= enc_mask[0]
+        dXs *= enc_mask[0].reshape(-1, E)
         dXi = dXi * enc_mask[1]
     dWs = np.zeros_like(model["Ws"])
-    np.add.at(dWs, index.ravel(), dXs.reshape(-1, E))
+    np.add.at(dWs, index.ravel(), dXs)
     grads["Ws"] = dWs
     grads["We"] = feats.T @ dXi
     grads["be"] = dXi.sum(0, keepdims=True)
-    return grads, dXi @ model["We"].T
+    return grads, dXi
 
 
 def start(model, feats, params):

@@ -52,7 +52,7 @@ def _relu_margin(model, batch, params, masks):
     if params["generator"] != "rnn":
         return np.inf
     index = np.concatenate([np.zeros((len(batch.words), 1), int), batch.words], axis=1)
-    Xs = model["Ws"][index] * masks[0][0]
+    Xs = model["Ws"][index] * masks[0][0].transpose(1, 0, 2)  # masks are time-major
     Xi = (batch.feats @ model["We"] + model["be"]) * masks[0][1]
     Xsh = Xs @ model["Wxh"] + model["bxh"]
     inputs = [Xsh, Xi] if params["rnn_relu_encoders"] else []
