@@ -79,14 +79,16 @@ def beam_search(model, params, feats, beam_size=1, max_steps=20):
 def best_words(logits, k):
     """The k best next words of each row and their log(1e-20 + softmax) values, best first."""
     k = min(k, logits.shape[1])
-    if k < logits.shape[1]:
-        top = np.argpartition(-logits, k - 1, axis=1)[:, :k]
+    rows = np.arange(len(logits))
+    if k <= 16:  # k passes of argmax are much faster than a partial sort of each row
+        remaining = logits.copy()
+        top = np.empty((len(logits), k), dtype=np.int64)
+        for j in range(k):
+            top[:, j] = remaining.argmax(1)
+            remaining[rows, top[:, j]] = -np.inf
     else:
-        top = np.tile(np.arange(k), (len(logits), 1))
+        top = np.argsort(-logits, axis=1, kind="stable")[:, :k]
     picked = np.take_along_axis(logits, top, axis=1)
-    order = np.argsort(-picked, axis=1, kind="stable")
-    top = np.take_along_axis(top, order, axis=1)
-    picked = np.take_along_axis(picked, order, axis=1)
     m = logits.max(1, keepdims=True)
     total = np.exp(logits - m).sum(1, keepdims=True)
     return top, np.log(1e-20 + np.exp(picked - m) / total)
