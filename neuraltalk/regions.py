@@ -1,0 +1,81 @@
+"""Region features for the alignment model: an HDF5 file beside dataset.json.
+
+Layout (`regions.h5`):
+- `feats`  float32 (N, R, D): CNN features of up to R regions of each image (R <= 20 in
+  the paper: the whole image and the top 19 detections);
+- `boxes`  int32 (N, R, 4): each region's box [x0, y0, x1, y1] in pixels;
+- `counts` int32 (N,): how many regions image n has; region 0 is the whole image and
+  rows from counts[n] on are padding.
+Row n belongs to the image with imgid n. Features are read lazily, a batch at a time.
+"""
+import os
+
+import numpy as np
+
+from neuraltalk.errors import NeuralTalkError
+
+
+class RegionFeatures:
+    """Lazy access to regions.h5: `rows(imgids) -> (feats (B, R, D) float32, counts (B,))`."""
+
+    def __init__(self, path):
+        import h5py
+        self.path = path
+        try:
+            self._file = h5py.File(path, "r")
+        except OSError as e:
+            raise NeuralTalkError("cannot open region features %s: %s" % (path, e)) from None
+        missing = [k for k in ("feats", "boxes", "counts") if k not in self._file]
+        if missing:
+            raise NeuralTalkError("%s lacks %s: region features need feats (N, R, D), boxes "
+                                  "(N, R, 4) and counts (N,)" % (path, ", ".join(missing)))
+        self.feats = self._file["feats"]
+        self.boxes = self._file["boxes"][...]
+        self.counts = self._file["counts"][...].astype(np.int64)
+        if self.feats.ndim != 3:
+            raise NeuralTalkError("%s: feats has shape %s, expected (N, R, D)"
+                                  % (path, self.feats.shape))
+        n, r, self.width = self.feats.shape
+        if self.boxes.shape != (n, r, 4) or self.counts.shape != (n,):
+            raise NeuralTalkError("%s: boxes %s and counts %s do not fit feats %s"
+                                  % (path, self.boxes.shape, self.counts.shape, self.feats.shape))
+        if n and (self.counts.min() < 1 or self.counts.max() > r):
+            raise NeuralTalkError("%s: every count must be in 1..%d (region 0 is the whole "
+                                  "image)" % (path, r))
+        self.max_regions = r
+
+    def __len__(self):
+        return len(self.counts)
+
+    def rows(self, imgids):
+        imgids = np.asarray(imgids, dtype=np.int64)
+        unique, inverse = np.unique(imgids, return_inverse=True)
+        feats = np.asarray(self.feats[unique], dtype=np.float32)[inverse.ravel()]
+        if not np.isfinite(feats).all():
+            raise NeuralTalkError("%s holds NaN or infinite region features" % self.path)
+        return feats, self.counts[imgids]
+
+
+def load_regions(folder_or_path, n_images=None):
+    path = folder_or_path
+    if os.path.isdir(path):
+        path = os.path.join(path, "regions.h5")
+    if not os.path.exists(path):
+        raise NeuralTalkError(
+            "region features %s do not exist: the alignment model needs them (the demo "
+            "dataset has them; python -m neuraltalk.features DIR --regions ... makes them)" % path)
+    regions = RegionFeatures(path)
+    if n_images is not None and len(regions) != n_images:
+        raise NeuralTalkError("%s has regions of %d images but the dataset has %d"
+                              % (path, len(regions), n_images))
+    return regions
+
+
+def save_regions(path, feats, boxes, counts):
+    import h5py
+    tmp = path + ".tmp"
+    with h5py.File(tmp, "w") as f:
+        f["feats"] = np.asarray(feats, dtype=np.float32)
+        f["boxes"] = np.asarray(boxes, dtype=np.int32)
+        f["counts"] = np.asarray(counts, dtype=np.int32)
+    os.replace(tmp, path)
