@@ -49,9 +49,11 @@ def build_parser():
     p.add_argument("-m", "--max_epochs", type=float, default=50, help="epochs to train for")
     p.add_argument("--max_iters", type=int, default=-1,
                    help="iterations to train for (-1: from --max_epochs)")
-    p.add_argument("--solver", default="rmsprop",
+    p.add_argument("--solver", default=None,
                    choices=["vanilla", "rmsprop", "adagrad", "adadelta", "adam"],
-                   help="update rule")
+                   help="update rule (default: rmsprop for generators as NeuralTalk, adam for "
+                        "the alignment model, whose unbounded scores rmsprop's first steps "
+                        "blow up)")
     p.add_argument("--momentum", type=float, default=0.0, help="momentum for vanilla SGD")
     p.add_argument("--decay_rate", type=float, default=0.999, help="rmsprop/adadelta decay")
     p.add_argument("--smooth_eps", type=float, default=1e-8,
@@ -86,7 +88,14 @@ def build_parser():
     return p
 
 
+# defaults that depend on --model: NeuralTalk's for generators
+MODEL_DEFAULTS = {"generator": {"solver": "rmsprop"}, "brnn": {"solver": "adam"}}
+
+
 def check_flags(parser, params):
+    for key, value in MODEL_DEFAULTS[params["model"]].items():
+        if params[key] is None:
+            params[key] = value
     for name in ("batch_size", "image_encoding_size", "word_encoding_size", "hidden_size",
                  "eval_batch_size"):
         if params[name] <= 0:

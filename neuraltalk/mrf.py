@@ -1,0 +1,177 @@
+"""Text snippets for image regions: the MRF of the paper's Section 3.1.4.
+
+For a sentence of N words and an image of M regions, each word j gets a region a_j; the
+assignment maximises
+    E(a) = sum_j v_{a_j} . s_j + beta * sum_j 1[a_j = a_{j+1}]
+exactly, by dynamic programming (Viterbi) over the chain of words. Runs of words with
+the same region are that region's snippets; larger beta gives longer snippets.
+
+    python -m neuraltalk.mrf cv/alignment_checkpoint.p [--split test] [--beta 1]
+writes snippets.json and snippets.html (boxes over each image, snippets beside them).
+"""
+import argparse
+import html
+import json
+import os
+import sys
+
+import numpy as np
+
+from neuraltalk.errors import NeuralTalkError
+
+
+def viterbi(unary, beta):
+    """unary (N, M): v_i . s_j for word j and region i. Returns a (N,) maximising E(a)."""
+    N, M = unary.shape
+    score = unary[0].copy()
+    back = np.zeros((N, M), dtype=np.int64)
+    for j in range(1, N):  # the chain's dynamic programme: one step per word
+        stay = score + beta
+        best = int(score.argmax())
+        back[j] = np.where(stay >= score[best], np.arange(M), best)
+        score = np.maximum(stay, score[best]) + unary[j]
+    a = np.empty(N, dtype=np.int64)
+    a[-1] = int(score.argmax())
+    for j in range(N - 1, 0, -1):
+        a[j - 1] = back[j, a[j]]
+    return a
+
+
+def energy(unary, beta, a):
+    return float(unary[np.arange(len(a)), a].sum() + beta * np.sum(a[1:] == a[:-1]))
+
+
+def snippets(tokens, assignment):
+    """[(region, 'words of one run')] for runs of consecutive words with the same region."""
+    runs = []
+    for word, region in zip(tokens, assignment):
+        if runs and runs[-1][0] == region:
+            runs[-1][1].append(word)
+        else:
+            runs.append((int(region), [word]))
+    return [(r, " ".join(words)) for r, words in runs]
+
+
+def align_split(checkpoint, split="test", max_images=-1, beta=None, data_root=None):
+    """MRF assignments of every (image, own sentence) pair of a split.
+
+    Returns a list of dicts: imgid, sentence tokens, assignment (a region per kept
+    token), boxes, and the snippets."""
+    from neuraltalk.alignment import brnn_forward, embed_regions
+    from neuraltalk.batches import encode_sentences
+    from neuraltalk.dataset import load_dataset
+    from neuraltalk.regions import load_regions
+    params, model = checkpoint["params"], checkpoint["model"]
+    if params.get("model") != "brnn":
+        raise NeuralTalkError("snippets need an alignment model checkpoint (--model brnn)")
+    beta = params.get("beta", 1.0) if beta is None else beta
+    dataset = load_dataset(params["dataset"], data_root=data_root or params.get("data_root", "data"))
+    regions = load_regions(params.get("regions") or dataset.folder, len(dataset.images))
+    wordtoix, ixtoword = checkpoint["wordtoix"], checkpoint["ixtoword"]
+    images = dataset.split(split)
+    if max_images > 0:
+        images = images[:max_images]
+    out = []
+    for img in images:  # one image at a time: each gets its own small products
+        feats, counts = regions.rows([img["imgid"]])
+        v = embed_regions(model, feats[0, :counts[0]])
+        sentences = img["sentences"]
+        words, lengths = encode_sentences([s["tokens"] for s in sentences], wordtoix)
+        s, _ = brnn_forward(model, words, lengths)
+        for k, sent in enumerate(sentences):
+            n = lengths[k]
+            if n == 0:
+                continue
+            unary = s[:n, k] @ v.T  # (words, regions)
+            a = viterbi(unary, beta)
+            kept = [w for w in sent["tokens"] if w in wordtoix and w != "#START#"]
+            item = {"imgid": img["imgid"], "tokens": kept, "assignment": a.tolist(),
+                    "snippets": snippets(kept, a),
+                    "boxes": regions.boxes[img["imgid"], :counts[0]].tolist(),
+                    "filename": img.get("filename"), "filepath": img.get("filepath", "")}
+            if "token_region" in sent:
+                item["token_region"] = [r for w, r in zip(sent["tokens"], sent["token_region"])
+                                        if w in wordtoix and w != "#START#"]
+            out.append(item)
+    return dataset, out
+
+
+def snippet_accuracy(items):
+    """Fraction of object-describing words (token_region > 0) assigned to their object."""
+    hits = total = 0
+    for item in items:
+        for a, truth in zip(item["assignment"], item.get("token_region", [])):
+            if truth > 0:
+                total += 1
+                hits += a == truth
+    return hits / total if total else None
+
+
+COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
+           "#9a6324", "#800000", "#000075"]
+
+
+def write_page(path, dataset, items, max_items=200):
+    """Each image with its region boxes drawn over it and the snippets of each region."""
+    folder = os.path.dirname(os.path.abspath(path))
+    rows = []
+    for item in items[:max_items]:
+        image_file = os.path.join(dataset.folder, item["filepath"] or "", item["filename"] or "")
+        boxes = "".join(
+            '<div style="position:absolute;left:%dpx;top:%dpx;width:%dpx;height:%dpx;'
+            'border:2px solid %s"></div>' % (x0 * 3, y0 * 3, (x1 - x0) * 3, (y1 - y0) * 3,
+                                             COLOURS[i % len(COLOURS)])
+            for i, (x0, y0, x1, y1) in enumerate(item["boxes"]) if i > 0)
+        img = ""
+        if item["filename"] and os.path.exists(image_file):
+            from PIL import Image
+            w, h = Image.open(image_file).size
+            img = ('<div style="position:relative;width:%dpx;height:%dpx"><img src="%s" '
+                   'style="width:%dpx;height:%dpx;image-rendering:pixelated">%s</div>'
+                   % (w * 3, h * 3, html.escape(os.path.relpath(image_file, folder)),
+                      w * 3, h * 3, boxes))
+        text = " ".join('<span style="color:%s">%s</span>' % (
+            COLOURS[r % len(COLOURS)] if r > 0 else "#999", html.escape(t))
+            for r, t in item["snippets"])
+        rows.append("<tr><td>%s</td><td>%s</td></tr>" % (img, text))
+    from neuraltalk.checkpoint import atomic_write_text
+    atomic_write_text(path, "<!DOCTYPE html><html><head><meta charset='utf-8'><title>snippets"
+                      "</title></head><body><h1>Region snippets</h1><p>Each word is coloured "
+                      "as the box of its region (grey: the whole image).</p><table>%s</table>"
+                      "</body></html>" % "\n".join(rows))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint_path")
+    p.add_argument("--split", default="test")
+    p.add_argument("--max_images", type=int, default=-1)
+    p.add_argument("--beta", type=float, default=None, help="default: the checkpoint's")
+    p.add_argument("--out", default=None, help="output folder (default: the checkpoint's)")
+    p.add_argument("--data_root", default=None)
+    args = p.parse_args(argv)
+    from neuraltalk.checkpoint import atomic_write_text, load_checkpoint
+    try:
+        checkpoint = load_checkpoint(args.checkpoint_path)
+        dataset, items = align_split(checkpoint, args.split, args.max_images, args.beta,
+                                     args.data_root)
+    except NeuralTalkError as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 2
+    out = args.out or os.path.dirname(os.path.abspath(args.checkpoint_path))
+    os.makedirs(out, exist_ok=True)
+    atomic_write_text(os.path.join(out, "snippets.json"), json.dumps(items))
+    write_page(os.path.join(out, "snippets.html"), dataset, items)
+    accuracy = snippet_accuracy(items)
+    print("%d sentences aligned to their images' regions" % len(items))
+    if accuracy is not None:
+        print("snippet-region accuracy (words that name an object assigned to its region): "
+              "%.3f" % accuracy)
+    print("wrote %s and %s" % (os.path.join(out, "snippets.json"),
+                               os.path.join(out, "snippets.html")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Retrieval ranks and recalls against plain loops; chunking changes nothing."""
+import h5py
+import numpy as np
+import pytest
+
+from neuraltalk import alignment
+from neuraltalk.errors import NeuralTalkError
+from neuraltalk.regions import load_regions, save_regions
+from neuraltalk.retrieval import ranks, recall_table, score_matrix
+
+
+def test_ranks_equal_a_plain_loop():
+    rng = np.random.default_rng(0)
+    n_images, per = 7, 3
+    S = rng.normal(size=(n_images, n_images * per))
+    sentence_image = np.repeat(np.arange(n_images), per)
+    i2t, t2i = ranks(S, sentence_image)
+    for j in range(S.shape[1]):
+        order = np.argsort(-S[:, j])
+        assert t2i[j] == 1 + list(order).index(sentence_image[j])
+    for i in range(n_images):
+        order = list(np.argsort(-S[i]))
+        assert i2t[i] == 1 + min(order.index(j) for j in np.flatnonzero(sentence_image == i))
+
+
+def test_recall_table():
+    table = recall_table(np.array([1, 2, 6, 11]), np.array([1, 1, 1, 20]))
+    assert table["i2t"] == {"R@1": 0.25, "R@5": 0.5, "R@10": 0.75, "medr": 4.0}
+    assert table["t2i"]["R@1"] == 0.75 and table["t2i"]["medr"] == 1.0
+
+
+@pytest.mark.parametrize("kind", ["max", "defrag"])
+def test_score_matrix_in_chunks_equals_the_batch_scores(kind):
+    rng = np.random.default_rng(1)
+    params = {"embedding_size": 8, "word_vector_size": 6, "score": kind}
+    model = alignment.init_model(params, 5, 12, rng, dtype=np.float64)
+    K, R, T = 6, 4, 7
+    feats = rng.normal(size=(K, R, 5))
+    counts = rng.integers(1, R + 1, size=K)
+    lengths = rng.integers(1, T + 1, size=K)
+    words = rng.integers(1, 12, size=(K, T)) * (np.arange(T) < lengths[:, None])
+    cost, _ = alignment.batch_cost(model, (feats, counts, words, lengths), params,
+                                   return_scores=True)
+    for chunk in (7, 20, 10000):  # one sentence per chunk, a few, all at once
+        S = score_matrix(model, params, feats, counts, words, lengths, chunk_columns=chunk)
+        np.testing.assert_allclose(S, cost["S"], rtol=1e-5)
+
+
+def test_region_file_errors(tmp_path):
+    with pytest.raises(NeuralTalkError, match="do not exist"):
+        load_regions(str(tmp_path))
+    with h5py.File(tmp_path / "regions.h5", "w") as f:
+        f["feats"] = np.zeros((2, 3, 4))
+    with pytest.raises(NeuralTalkError, match="lacks boxes, counts"):
+        load_regions(str(tmp_path))
+    save_regions(str(tmp_path / "regions.h5"), np.zeros((2, 3, 4)), np.zeros((2, 3, 4)),
+                 np.array([1, 4]))
+    with pytest.raises(NeuralTalkError, match="every count must be in 1..3"):
+        load_regions(str(tmp_path))
+    save_regions(str(tmp_path / "regions.h5"), np.zeros((2, 3, 4)), np.zeros((2, 3, 4)),
+                 np.array([1, 3]))
+    with pytest.raises(NeuralTalkError, match="regions of 2 images but the dataset has 5"):
+        load_regions(str(tmp_path), n_images=5)
+    feats, counts = load_regions(str(tmp_path), n_images=2).rows([1, 0, 1])
+    assert feats.shape == (3, 3, 4) and counts.tolist() == [3, 1, 3]
