@@ -284,8 +284,22 @@ def extract_features(images, boxes=None, chunk=500):
     return np.concatenate(out) if out else np.zeros((0, feature_width()), np.float32)
 
 
+FEATURE_WIDTH = len(COLORS) * (GRID * GRID + ORIENTATIONS * 5 + 1)
+
+
+def preprocess(images):
+    """PIL images -> uint8 (N, 64, 64, 3), as neuraltalk.features feeds a CNN."""
+    from PIL import Image
+    return np.stack([np.asarray(img.resize((SIZE, SIZE), Image.BILINEAR)) for img in images])
+
+
+def forward(net, pixels):
+    """The extractor in the CNN interface of neuraltalk.features (net is unused)."""
+    return extract_features(pixels)
+
+
 def feature_width():
-    return len(COLORS) * (GRID * GRID + ORIENTATIONS * 5 + 1)
+    return FEATURE_WIDTH
 
 
 def colour_membership(x):

@@ -1,0 +1,80 @@
+"""CNN layers against plain loops in float64."""
+import numpy as np
+import pytest
+
+from neuraltalk.cnn import layers
+
+
+def _loop_conv(x, w, b, stride, padding, groups):
+    kh, kw, cin_g, cout = w.shape
+    top, bottom = layers.pad_amounts(x.shape[1], kh, stride, padding)
+    left, right = layers.pad_amounts(x.shape[2], kw, stride, padding)
+    x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    N, H, W, C = x.shape
+    Ho, Wo = (H - kh) // stride + 1, (W - kw) // stride + 1
+    out = np.zeros((N, Ho, Wo, cout))
+    cout_g = cout // groups
+    for n in range(N):
+        for i in range(Ho):
+            for j in range(Wo):
+                for o in range(cout):
+                    g = o // cout_g
+                    patch = x[n, i * stride:i * stride + kh, j * stride:j * stride + kw,
+                              g * cin_g:(g + 1) * cin_g]
+                    out[n, i, j, o] = (patch * w[:, :, :, o]).sum() + b[o]
+    return out
+
+
+CASES = [  # (kernel, stride, padding, in channels, out channels, groups)
+    (3, 1, 1, 3, 4, 1), (3, 2, 1, 3, 4, 1), (3, 2, "same", 4, 4, 4), (5, 1, 2, 6, 6, 6),
+    (5, 2, "same", 6, 6, 6), (1, 1, 0, 5, 7, 1), (1, 2, 0, 4, 6, 2), (3, 1, 0, 4, 6, 2),
+    (2, 2, 0, 3, 5, 1), (3, 3, "same", 2, 3, 1), (7, 2, 3, 3, 8, 1),
+]
+
+
+@pytest.mark.parametrize("k, stride, padding, cin, cout, groups", CASES)
+def test_convolution_equals_a_loop(k, stride, padding, cin, cout, groups):
+    rng = np.random.default_rng(k * 100 + stride * 10 + cin)
+    x = rng.normal(size=(2, 9, 8, cin))
+    w = rng.normal(size=(k, k, cin // groups, cout))
+    b = rng.normal(size=cout)
+    got = layers.conv2d(x, w, b, stride=stride, padding=padding, groups=groups)
+    np.testing.assert_allclose(got, _loop_conv(x, w, b, stride, padding, groups), rtol=1e-10,
+                               atol=1e-10)
+
+
+def test_same_padding_puts_the_extra_pixel_after():
+    assert layers.pad_amounts(224, 3, 2, "same") == (0, 1)
+    assert layers.pad_amounts(112, 5, 2, "same") == (1, 2)
+    assert layers.pad_amounts(7, 3, 1, "same") == (1, 1)
+
+
+@pytest.mark.parametrize("size, stride, padding", [(2, 2, 0), (3, 2, 1), (3, 1, 1)])
+def test_pooling_equals_a_loop(size, stride, padding):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 7, 6, 3))
+    mx = layers.max_pool(x, size, stride, padding)
+    av = layers.avg_pool(x, size, stride, padding)
+    H, W = x.shape[1:3]
+    for i in range(mx.shape[1]):
+        for j in range(mx.shape[2]):
+            r0, c0 = i * stride - padding, j * stride - padding
+            win = x[:, max(r0, 0):min(r0 + size, H), max(c0, 0):min(c0 + size, W)]
+            np.testing.assert_allclose(mx[:, i, j], win.max((1, 2)))
+            np.testing.assert_allclose(av[:, i, j], win.mean((1, 2)))
+
+
+def test_folded_batch_norm_equals_conv_then_batch_norm():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(1, 5, 5, 3))
+    w, b = rng.normal(size=(3, 3, 3, 4)), rng.normal(size=4)
+    gamma, beta = rng.normal(size=4), rng.normal(size=4)
+    mean, var = rng.normal(size=4), rng.random(4) + 0.5
+    expected = (layers.conv2d(x, w, b, padding=1) - mean) / np.sqrt(var + 1e-3) * gamma + beta
+    wf, bf = layers.fold_batch_norm(w, b, gamma, beta, mean, var, 1e-3)
+    np.testing.assert_allclose(layers.conv2d(x, wf, bf, padding=1), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_relu6_and_relu():
+    np.testing.assert_array_equal(layers.relu6(np.array([-1.0, 3.0, 9.0])), [0, 3, 6])
+    np.testing.assert_array_equal(layers.relu(np.array([-1.0, 3.0])), [0, 3])
