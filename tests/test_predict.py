@@ -88,3 +88,29 @@ def test_corrupt_checkpoint(photo_folder, tmp_path, capsys):
     bad.write_bytes(b"not a pickle at all")
     err = _error(capsys, [str(bad), "-r", str(photo_folder)])
     assert "bad.p" in err
+
+
+def test_folder_without_features_is_captioned_with_the_checkpoints_cnn(shapes_root, tmp_path,
+                                                                       capsys):
+    """A checkpoint records the CNN of its training features (here the demo dataset's
+    extractor); a folder of raw images gets its features from it."""
+    import glob
+
+    import driver
+    cv = tmp_path / "cv"
+    assert driver.main(["--dataset", "shapes", "--data_root", shapes_root,
+                        "--checkpoint_output_directory", str(cv),
+                        "--worker_status_output_directory", str(cv / "status"),
+                        "--hidden_size", "32", "--image_encoding_size", "32",
+                        "--word_encoding_size", "32", "--max_iters", "3",
+                        "--eval_max_images", "5"]) == 0
+    (ckpt,) = glob.glob(str(cv / "model_checkpoint_*.p"))
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    images = os.path.join(shapes_root, "shapes", "images")
+    for name in ("00000.png", "00001.png"):
+        shutil.copy(os.path.join(images, name), folder / name)
+    (folder / "tasks.txt").write_text("00000.png\n00001.png\n")
+    assert predict_on_images.main([ckpt, "-r", str(folder)]) == 0
+    assert "extracting features with shapes-extractor" in capsys.readouterr().out
+    assert len(json.load(open(folder / "result_struct.json"))["imgblobs"]) == 2
