@@ -7,7 +7,7 @@ retrieval R@1/5/10 and median rank; writes retrieval.json.
 import argparse
 import sys
 
-from neuraltalk.errors import NeuralTalkError
+from neuraltalk.errors import run_reporting_errors
 
 
 def main(argv=None):
@@ -25,13 +25,9 @@ def main(argv=None):
     if args.beam_size < 1:
         p.error("--beam_size must be at least 1")
     from neuraltalk.evaluate import evaluate_checkpoint
-    try:
-        evaluate_checkpoint(args.checkpoint_path, args.split, args.max_images, args.beam_size,
-                            args.out, args.data_root, with_meteor=not args.no_meteor)
-    except NeuralTalkError as e:
-        print("error: %s" % e, file=sys.stderr)
-        return 2
-    return 0
+    return run_reporting_errors(lambda: evaluate_checkpoint(
+        args.checkpoint_path, args.split, args.max_images, args.beam_size, args.out,
+        args.data_root, with_meteor=not args.no_meteor))
 
 
 if __name__ == "__main__":

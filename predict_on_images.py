@@ -6,7 +6,7 @@ are written there.
 import argparse
 import sys
 
-from neuraltalk.errors import NeuralTalkError
+from neuraltalk.errors import run_reporting_errors
 
 
 def main(argv=None):
@@ -19,12 +19,8 @@ def main(argv=None):
     if args.beam_size < 1:
         p.error("--beam_size must be at least 1")
     from neuraltalk.predict import predict_folder
-    try:
-        predict_folder(args.checkpoint_path, args.root_path, args.beam_size)
-    except NeuralTalkError as e:
-        print("error: %s" % e, file=sys.stderr)
-        return 2
-    return 0
+    return run_reporting_errors(lambda: predict_folder(args.checkpoint_path, args.root_path,
+                                                       args.beam_size))
 
 
 if __name__ == "__main__":
