@@ -161,13 +161,14 @@ def render(objects, rng):
     return np.asarray(image)
 
 
-def noun_phrase(obj, region, rng, article=True):
-    """Tokens and their regions for one object: 'a large red box'."""
+def noun_phrase(obj, region, rng, article=True, size=None):
+    """Tokens and their regions for one object: 'a large red box'. The size is named
+    always (size=True), never (False) or half the time (None)."""
     tokens, regions = [], []
     if article:
         tokens.append("a")
         regions.append(-1)
-    if rng.random() < 0.5:
+    if size or (size is None and rng.random() < 0.5):
         tokens.append(SIZE_WORDS[obj["size"]][rng.integers(len(SIZE_WORDS[obj["size"]]))])
         regions.append(region)
     tokens += [obj["color"], SYNONYMS[obj["shape"]][rng.integers(len(SYNONYMS[obj["shape"]]))]]
@@ -197,7 +198,9 @@ def one_caption(objects, rng):
     """A caption (tokens, token regions) from one of the grammar's templates."""
     n = len(objects)
     order = [int(i) for i in rng.permutation(n)]
-    phrases = [noun_phrase(objects[i], i + 1, rng) for i in order]
+    # a lone object is always described with its size, as people would
+    phrases = [noun_phrase(objects[i], i + 1, rng, size=True if n == 1 else None)
+               for i in order]
     t = rng.integers(6)
     none = lambda words: (list(words), [-1] * len(words))  # noqa: E731
 
@@ -220,8 +223,10 @@ def one_caption(objects, rng):
             return join(phrases[0], none(["on", "a", "gray", "background"]))
         if t == 4:
             shape = SYNONYMS[obj["shape"]][rng.integers(len(SYNONYMS[obj["shape"]]))]
-            return join(none(["the"]), ([shape], [1]), none(["is"]), ([obj["color"]], [1]))
-        return join(none(["a", "single"]), noun_phrase(obj, 1, rng, article=False))
+            size = SIZE_WORDS[obj["size"]][rng.integers(len(SIZE_WORDS[obj["size"]]))]
+            return join(none(["the"]), ([size, shape], [1, 1]), none(["is"]),
+                        ([obj["color"]], [1]))
+        return join(none(["a", "single"]), noun_phrase(obj, 1, rng, article=False, size=True))
     same = len({(o["color"], o["shape"]) for o in objects}) == 1
     if same and t < 2:
         word = PLURAL[SYNONYMS[objects[0]["shape"]][0]]
@@ -232,7 +237,7 @@ def one_caption(objects, rng):
     if t == 2:
         return join(none(["there", "are", COUNT_WORDS[n], "shapes"]), *interleave(phrases))
     if t == 3:
-        return join(none([COUNT_WORDS[n], "shapes", "including"]), phrases[0])
+        return join(*interleave(phrases), none(["on", "a", "gray", "background"]))
     if t == 4:
         return join(none(["a", "picture", "with"]), *interleave(phrases))
     return join(*interleave(phrases))
