@@ -3,7 +3,8 @@
 It follows NeuralTalk's driver: sample a batch, take a solver step, print a progress
 line, evaluate on the validation split every `eval_period` epochs, keep the best model
 as `cv/model_checkpoint_<dataset>_<host>_<fappend>_<perplexity>.p`, write a status JSON
-now and then, and abort when the cost explodes. Unlike NeuralTalk the checkpoint also
+now and then, and abort when the cost explodes (its moving average past twice the
+first batch's cost, or not finite). Unlike NeuralTalk the checkpoint also
 holds the solver cache, the random state and the iteration, so `--init_model_from`
 resumes exactly, and Ctrl-C writes a last checkpoint before exiting.
 """
@@ -137,7 +138,7 @@ def run(params):
 
     smooth_ppl2 = None
     smooth_dt = None
-    total_cost0 = None
+    total_cost0 = smooth_cost = None
     last_status = 0.0
     try:
         for it in range(start_it, max_iters):
@@ -156,12 +157,16 @@ def run(params):
             print(progress_line(it, max_iters, dt, smooth_dt, state["epoch"], cost, smooth_ppl2),
                   flush=True)
 
+            # NeuralTalk aborts when a batch costs twice the first; a moving average
+            # lets a one-batch spike of rmsprop's first steps pass, not an explosion
             total_cost = cost["total_cost"]
             if total_cost0 is None:
-                total_cost0 = total_cost
-            if not np.isfinite(total_cost) or total_cost > 2 * total_cost0:
-                print("aborting: the cost is exploding (%.4f, it started at %.4f). "
-                      "Lower --learning_rate or run --do_grad_check 1." % (total_cost, total_cost0))
+                total_cost0 = smooth_cost = total_cost
+            smooth_cost = 0.9 * smooth_cost + 0.1 * total_cost
+            if not np.isfinite(total_cost) or smooth_cost > 2 * total_cost0:
+                print("aborting: the cost is exploding (%.4f, smoothed %.4f, it started at "
+                      "%.4f). Lower --learning_rate or run --do_grad_check 1."
+                      % (total_cost, smooth_cost, total_cost0))
                 return 1
 
             now = time.time()
@@ -237,6 +242,8 @@ def grad_check(task, rng, params):
     worst = max(errors.values())
     for name in sorted(errors):
         print("%-8s worst relative error %.3e" % (name, errors[name]))
-    ok = worst < 1e-5
-    print("gradient check %s (worst %.3e, threshold 1e-5)" % ("PASSED" if ok else "FAILED", worst))
+    # float64 round-off on a real batch leaves ~1e-6 to 1e-5 on small entries; a wrong
+    # gradient is off by far more
+    ok = worst < 1e-4
+    print("gradient check %s (worst %.3e, threshold 1e-4)" % ("PASSED" if ok else "FAILED", worst))
     return 0 if ok else 1
