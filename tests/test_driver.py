@@ -97,7 +97,9 @@ def test_ctrl_c_writes_a_last_checkpoint_and_exits_cleanly(shapes_root, tmp_path
          "--checkpoint_output_directory", str(tmp_path), "--worker_status_output_directory",
          str(tmp_path / "status"), "--hidden_size", "32", "--image_encoding_size", "32",
          "--word_encoding_size", "32", "--batch_size", "20", "--max_iters", "100000"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # as from a terminal: a shell's background job would start with SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in proc.stdout:  # wait until training is under way
         if "3/100000 batch done" in line:
             break
