@@ -67,7 +67,7 @@ def align_split(checkpoint, split="test", max_images=-1, beta=None, data_root=No
     beta = params.get("beta", 1.0) if beta is None else beta
     dataset = load_dataset(params["dataset"], data_root=data_root or params.get("data_root", "data"))
     regions = load_regions(params.get("regions") or dataset.folder, len(dataset.images))
-    wordtoix, ixtoword = checkpoint["wordtoix"], checkpoint["ixtoword"]
+    wordtoix = checkpoint["wordtoix"]
     images = dataset.split(split)
     if max_images > 0:
         images = images[:max_images]

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from neuraltalk.alignment import brnn_forward, embed_regions, format_recalls
+from neuraltalk.alignment import brnn_forward, embed_regions
 
 CHUNK_WORD_COLUMNS = 4096  # sentences x words per chunk of the region-word product
 
@@ -104,6 +104,3 @@ def evaluate_checkpoint(checkpoint, checkpoint_path, split="test", max_images=-1
     print("wrote %s" % path)
     return result
 
-
-__all__ = ["score_matrix", "ranks", "recall_table", "evaluate_model", "evaluate_checkpoint",
-           "format_recalls"]

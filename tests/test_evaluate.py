@@ -1,7 +1,6 @@
 """eval_sentence_predictions.py end to end on the demo dataset."""
 import glob
 import json
-import os
 
 import pytest
 

@@ -8,7 +8,7 @@ from neuraltalk.metrics import score_captions
 from neuraltalk.metrics.bleu import coco_bleu, multi_bleu
 from neuraltalk.metrics.cider import cider_d
 from neuraltalk.metrics.meteor import meteor
-from neuraltalk.metrics.rouge import lcs_length, rouge_l, rouge_l_sentence
+from neuraltalk.metrics.rouge import lcs_length, rouge_l_sentence
 
 
 def _tok(d):

@@ -2,7 +2,6 @@
 aligned by the MRF, and turned into a region-caption dataset that trains a generator."""
 import glob
 import json
-import os
 
 import pytest
 
