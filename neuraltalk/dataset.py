@@ -12,67 +12,92 @@ from neuraltalk.feature_files import find_feature_file, load_features
 
 SPLITS = ("train", "val", "test", "restval")
 DOWNLOAD_HINT = (
-    "Put Karpathy's dataset.json and vgg_feats.mat for Flickr8k, Flickr30k or COCO in "
-    "data/<name>/ (see the README), or use --dataset shapes for the embedded demo dataset")
+    "For Flickr8k, Flickr30k or COCO, put Karpathy's dataset.json and vgg_feats.mat (from "
+    "the NeuralTalk release, or made with `python -m neuraltalk.prepare` and "
+    "`python -m neuraltalk.features`) in data/<name>/ as the README says; or use "
+    "--dataset shapes for the embedded demo dataset")
 
 
 class Dataset:
-    """A dataset's images (index == imgid), their splits and their feature rows."""
+    """A dataset's images (index == imgid), their splits and their feature rows.
+
+    Attributes: name, folder, images (list of Karpathy image dicts), features ((N, D)
+    row-indexable, `features[int_array]` -> float32 ndarray), feature_width (D), cnn (the
+    CNN the features came from, from features.json, or None), fold_restval."""
 
     def __init__(self, name, folder, images, features, cnn, fold_restval):
         self.name = name
         self.folder = folder
         self.images = images
         self.features = features
-        self.feature_width = features.shape[1]
+        self.feature_width = int(features.shape[1])
         self.cnn = cnn
         self.fold_restval = fold_restval
 
     def split(self, name):
-        """The images of split `name` ('train' includes restval when fold_restval)."""
+        """The images of split `name` in imgid order ('train' includes restval when
+        fold_restval). An empty split is an error."""
         if name not in SPLITS:
             raise NeuralTalkError("unknown split %r: use one of %s" % (name, ", ".join(SPLITS)))
         wanted = {name, "restval"} if name == "train" and self.fold_restval else {name}
         images = [img for img in self.images if img["split"] in wanted]
         if not images:
-            raise NeuralTalkError("%s: the %s split is empty" % (
-                os.path.join(self.folder, "dataset.json"), name))
+            hint = ""
+            if name == "train" and any(img["split"] == "restval" for img in self.images):
+                hint = " (its images are in restval: fold them in with --fold_restval 1)"
+            raise NeuralTalkError("%s: the %s split is empty%s" % (
+                os.path.join(self.folder, "dataset.json"), name, hint))
         return images
 
 
 def resolve_folder(name_or_path, data_root="data"):
-    """The folder of a dataset given by name (under data_root) or by path."""
-    if os.path.isdir(name_or_path) and os.path.exists(os.path.join(name_or_path, "dataset.json")):
+    """The folder of a dataset given by name (data_root/<name>) or by path."""
+    under_root = os.path.join(data_root, name_or_path)
+    if os.path.isdir(under_root):
+        return under_root
+    if os.path.isdir(name_or_path) or os.path.isabs(name_or_path) or os.sep in name_or_path:
         return name_or_path
-    return os.path.join(data_root, name_or_path)
+    return under_root
 
 
 def load_dataset(name_or_path, data_root="data", fold_restval=False, features_path=None):
+    """Load `data_root/<name>/` or the folder `name_or_path`: dataset.json checked, its
+    feature file opened (lazily where the format allows). Returns a Dataset."""
     folder = resolve_folder(name_or_path, data_root)
     json_path = os.path.join(folder, "dataset.json")
     if os.path.basename(os.path.normpath(folder)) == "shapes" and not os.path.exists(json_path):
         from neuraltalk.shapes import ensure_shapes
         ensure_shapes(folder)
-    if not os.path.exists(json_path):
+    if not os.path.isdir(folder):
+        raise NeuralTalkError("dataset %r: %s does not exist: there is no folder %s. %s"
+                              % (name_or_path, json_path, folder, DOWNLOAD_HINT))
+    if not os.path.isfile(json_path):
         raise NeuralTalkError("dataset %r: %s does not exist. %s"
                               % (name_or_path, json_path, DOWNLOAD_HINT))
     blob = read_json(json_path)
     images = check_images(blob, json_path)
     features_path = features_path or find_feature_file(folder)
     features = load_features(features_path)
-    if features.shape[0] != len(images):
+    n_rows, width = features.shape
+    if n_rows != len(images):
+        hint = ""
+        if width == len(images):
+            hint = (" The matrix looks transposed: .npy and .h5 hold N x D, MATLAB's "
+                    "vgg_feats.mat holds D x N.")
         raise NeuralTalkError(
             "%s has %d feature rows but %s lists %d images: they must match one to one "
-            "(row imgid)" % (features_path, features.shape[0], json_path, len(images)))
+            "(row imgid).%s" % (features_path, n_rows, json_path, len(images), hint))
     cnn = None
     meta_path = os.path.join(os.path.dirname(os.path.abspath(features_path)), "features.json")
     if os.path.exists(meta_path):
-        cnn = read_json(meta_path).get("cnn")
+        meta = read_json(meta_path)
+        cnn = meta.get("cnn") if isinstance(meta, dict) else None
     name = blob.get("dataset") or os.path.basename(os.path.normpath(folder))
     return Dataset(name, folder, images, features, cnn, fold_restval)
 
 
 def read_json(path):
+    """json.load with a NeuralTalkError naming the file (and line, column) on failure."""
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
@@ -84,35 +109,48 @@ def read_json(path):
 
 
 def check_images(blob, path):
-    """Validate dataset.json's images; returns them ordered by imgid."""
+    """Validate dataset.json's images; returns them ordered by imgid (index == imgid)."""
     if not isinstance(blob, dict) or not isinstance(blob.get("images"), list):
-        raise NeuralTalkError("%s: expected an object with a list under \"images\"" % path)
+        raise NeuralTalkError("%s: expected an object with a list under \"images\" "
+                              "(Karpathy's format)" % path)
     images = blob["images"]
     if not images:
         raise NeuralTalkError("%s lists no images" % path)
     n = len(images)
     by_id = [None] * n
-    sentids = set()
+    position = [None] * n  # where each imgid was seen, for the duplicate message
+    sentids = {}
     for i, img in enumerate(images):
+        if not isinstance(img, dict):
+            raise NeuralTalkError("%s: image %d is not an object" % (path, i))
         for key in ("imgid", "split", "sentences"):
-            if not isinstance(img, dict) or key not in img:
+            if key not in img:
                 raise NeuralTalkError("%s: image %d has no %r" % (path, i, key))
         imgid = img["imgid"]
-        if not isinstance(imgid, int) or not 0 <= imgid < n:
-            raise NeuralTalkError("%s: image %d has imgid %r, outside 0..%d (imgid indexes "
-                                  "the feature rows)" % (path, i, imgid, n - 1))
+        if not isinstance(imgid, int) or isinstance(imgid, bool) or not 0 <= imgid < n:
+            raise NeuralTalkError(
+                "%s: image %d has imgid %r, outside 0..%d: imgid indexes the feature rows, "
+                "one per image" % (path, i, imgid, n - 1))
         if by_id[imgid] is not None:
-            raise NeuralTalkError("%s: imgid %d appears twice" % (path, imgid))
+            raise NeuralTalkError("%s: imgid %d appears twice (images %d and %d)"
+                                  % (path, imgid, position[imgid], i))
         if img["split"] not in SPLITS:
             raise NeuralTalkError("%s: image %d has split %r; use one of %s"
                                   % (path, i, img["split"], ", ".join(SPLITS)))
+        if not isinstance(img["sentences"], list):
+            raise NeuralTalkError("%s: image %d: 'sentences' is not a list" % (path, i))
         for j, sent in enumerate(img["sentences"]):
             if not isinstance(sent, dict) or "tokens" not in sent:
                 raise NeuralTalkError("%s: sentence %d of image %d has no 'tokens'" % (path, j, i))
+            if not isinstance(sent["tokens"], list):
+                raise NeuralTalkError("%s: sentence %d of image %d: 'tokens' is not a list"
+                                      % (path, j, i))
             sentid = sent.get("sentid")
             if sentid is not None:
                 if sentid in sentids:
-                    raise NeuralTalkError("%s: sentid %r appears twice" % (path, sentid))
-                sentids.add(sentid)
+                    raise NeuralTalkError("%s: sentid %r appears twice (images %d and %d)"
+                                          % (path, sentid, sentids[sentid], i))
+                sentids[sentid] = i
         by_id[imgid] = img
+        position[imgid] = i
     return by_id

@@ -1,17 +1,19 @@
 """CNN feature files: one row of D floats per image, row `imgid`.
 
 Formats, all with the width D read from the file:
-- `.mat` MATLAB v5 (scipy): key `feats`, D x N. Read whole (the format allows nothing
-  else); the N x D result is a transposed view, not a copy.
+- `.mat` MATLAB v5 (scipy.io.loadmat): key `feats`, D x N. The format can only be read
+  whole; the N x D result is the transposed view of the one array scipy makes, not a copy.
 - `.mat` MATLAB v7.3 (an HDF5 file): MATLAB's D x N matrix is stored as an (N, D) dataset
   (HDF5 is row-major, MATLAB column-major), so rows are read lazily.
-- `.npy`: N x D, rows read from the file on demand (no memory map, whose touched pages
-  would stay resident while streaming through a big file).
+- `.npy`: N x D. Opened with np.load(mmap_mode='r') to read its header, then rows are
+  read from the file on demand with os.pread: a memory map's touched pages would stay
+  resident (2 GB for COCO after one evaluation pass), pread's buffers do not.
 - `.h5`: dataset `feats`, N x D, read lazily.
 
 `load_features` returns a `FeatureRows`: `rows[idx]` reads just those rows as float32
-and refuses NaN or infinite values, so a COCO-sized file (123,287 x 4096 float32, 2 GB)
-is never held twice in memory, and for the lazy formats not even once.
+and refuses NaN or infinite values (checking only what is read costs nothing extra), so
+a COCO-sized file (123,287 x 4096 float32, 2 GB) is never held twice in memory, and in
+the lazy formats not even once. `check_finite()` scans a whole file in chunks.
 """
 import os
 
@@ -23,14 +25,19 @@ FEATURE_FILE_NAMES = ("vgg_feats.mat", "vgg_feats.npy", "vgg_feats.h5")
 
 
 class FeatureRows:
-    """Row access to an (N, D) feature matrix held in memory, a memory map or HDF5."""
+    """Row access to an (N, D) feature matrix held in memory, in a .npy file or in HDF5.
+
+    `rows[i]` -> (D,) float32, `rows[index_array]` / `rows[a:b]` -> (len, D) float32, in the
+    order asked for (repeats allowed)."""
 
     def __init__(self, array, path, h5file=None, sorted_reads=False):
         self._array = array
         self._h5file = h5file  # kept open while the rows are in use
+        # h5py and NpyRows read increasing, unique indices only
         self._sorted_reads = sorted_reads or h5file is not None
         self.path = path
         self.shape = tuple(int(n) for n in array.shape)
+        self.dtype = np.dtype(np.float32)
 
     def __len__(self):
         return self.shape[0]
@@ -40,90 +47,113 @@ class FeatureRows:
             return self[np.array([index])][0]
         if isinstance(index, slice):
             index = np.arange(*index.indices(self.shape[0]))
-        index = np.asarray(index, dtype=np.int64)
-        if index.size and (index.min() < -self.shape[0] or index.max() >= self.shape[0]):
-            raise IndexError("feature row out of range of %s (%d rows)" % (self.path, self.shape[0]))
-        index = np.where(index < 0, index + self.shape[0], index)
+        index = np.asarray(index)
+        if index.dtype == bool or index.ndim != 1 or not (index.size == 0 or
+                                                         np.issubdtype(index.dtype, np.integer)):
+            raise IndexError("feature rows take an int, a slice or a 1-d array of ints")
+        index = index.astype(np.int64)
+        n = self.shape[0]
+        if index.size and (index.min() < -n or index.max() >= n):
+            raise IndexError("feature row out of range of %s (%d rows)" % (self.path, n))
+        index = np.where(index < 0, index + n, index)
         if self._sorted_reads:
-            # h5py (and NpyRows) read increasing, unique indices: read those, then re-order
             unique, inverse = np.unique(index, return_inverse=True)
-            rows = self._array[unique] if unique.size else np.zeros((0, self.shape[1]))
-            rows = np.asarray(rows, dtype=np.float32)[inverse.ravel()]
+            rows = np.asarray(self._read_sorted(unique), dtype=np.float32)[inverse.ravel()]
         else:
             rows = np.asarray(self._array[index], dtype=np.float32)
-        if not np.isfinite(rows).all():
-            bad = index[~np.isfinite(rows).all(axis=1)]
+        finite = np.isfinite(rows).all(axis=1)
+        if not finite.all():
             raise NeuralTalkError(
                 "%s holds NaN or infinite values (rows %s): recompute the features"
-                % (self.path, ", ".join(str(b) for b in bad[:5])))
+                % (self.path, ", ".join(str(b) for b in np.unique(index[~finite])[:5])))
         return rows
+
+    def _read_sorted(self, unique):
+        if unique.size == 0:
+            return np.zeros((0, self.shape[1]), np.float32)
+        first, last = int(unique[0]), int(unique[-1])
+        if last - first + 1 == unique.size:  # one run: a slice is h5py's fastest read
+            return self._array[first:last + 1]
+        return self._array[unique]
 
     def check_finite(self, chunk_rows=4096):
         """Scan every row in chunks; raise NeuralTalkError at the first NaN or inf."""
         for start in range(0, self.shape[0], chunk_rows):
-            self[np.arange(start, min(start + chunk_rows, self.shape[0]))]
+            self[start:start + chunk_rows]
 
 
 class NpyRows:
-    """Rows of a C-ordered 2-d .npy file, read with os.pread: (N, D) indexable by sorted rows."""
+    """Rows of a C-ordered 2-d .npy file, read with os.pread: indexable by a slice or by
+    increasing unique row indices."""
 
     def __init__(self, path):
         try:
-            with open(path, "rb") as f:
-                version = np.lib.format.read_magic(f)
-                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                               else np.lib.format.read_array_header_2_0)
-                shape, fortran, dtype = read_header(f)
-                self.offset = f.tell()
-        except (ValueError, OSError) as e:
+            header = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
             raise NeuralTalkError("%s is not a valid .npy file: %s" % (path, e)) from None
-        if fortran or len(shape) != 2:
-            raise NeuralTalkError("%s: expected a C-ordered N x D array, found shape %s%s"
-                                  % (path, shape, " in Fortran order" if fortran else ""))
-        self.shape, self.dtype, self.path = shape, dtype, path
-        self.row_bytes = shape[1] * dtype.itemsize
+        if not isinstance(header, np.memmap):
+            raise NeuralTalkError("%s is not a .npy file (np.load found an archive)" % path)
+        if header.ndim != 2 or header.dtype.kind not in "fiu":
+            raise NeuralTalkError("%s: expected an N x D array of numbers, found shape %s, "
+                                  "dtype %s" % (path, header.shape, header.dtype))
+        if not header.flags.c_contiguous and header.shape[0] > 1 and header.shape[1] > 1:
+            raise NeuralTalkError("%s: the array is stored in Fortran order; save it in C "
+                                  "order (np.save(path, np.ascontiguousarray(feats)))" % path)
+        self.shape, self.dtype, self.offset = header.shape, header.dtype, header.offset
+        self.path = path
+        self.row_bytes = self.shape[1] * self.dtype.itemsize
+        del header  # unmaps the file
 
     def __getitem__(self, rows):
-        """rows: increasing unique indices. Reads each run of consecutive rows at once."""
+        if isinstance(rows, slice):
+            rows = np.arange(*rows.indices(self.shape[0]))
         out = np.empty((len(rows), self.shape[1]), dtype=self.dtype)
         if not len(rows):
             return out
+        # one pread per run of consecutive rows
         breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        starts = np.concatenate([[0], breaks])
+        ends = np.concatenate([breaks, [len(rows)]])
         fd = os.open(self.path, os.O_RDONLY)
         try:
-            for run in np.split(np.arange(len(rows)), breaks):
-                first, count = int(rows[run[0]]), len(run)
-                data = os.pread(fd, count * self.row_bytes, self.offset + first * self.row_bytes)
-                out[run[0]:run[0] + count] = np.frombuffer(data, self.dtype).reshape(count, -1)
+            for a, b in zip(starts.tolist(), ends.tolist()):
+                nbytes = (b - a) * self.row_bytes
+                data = os.pread(fd, nbytes, self.offset + int(rows[a]) * self.row_bytes)
+                if len(data) != nbytes:
+                    raise NeuralTalkError("%s is truncated: row %d is past its end"
+                                          % (self.path, int(rows[b - 1])))
+                out[a:b] = np.frombuffer(data, self.dtype).reshape(b - a, -1)
         finally:
             os.close(fd)
         return out
 
 
 def find_feature_file(folder):
+    """The first of FEATURE_FILE_NAMES present in `folder`."""
     for name in FEATURE_FILE_NAMES:
         path = os.path.join(folder, name)
         if os.path.exists(path):
             return path
     raise NeuralTalkError(
-        "no feature file in %s: expected one of %s (one row of CNN features per image). "
-        "Make one with `python -m neuraltalk.features %s --cnn efficientnet-lite0`"
-        % (folder, ", ".join(FEATURE_FILE_NAMES), folder))
+        "no feature file in %s: expected one of %s (one row of CNN features per image, in "
+        "imgid order). Make one with `python -m neuraltalk.features %s --cnn "
+        "efficientnet-lite0`" % (folder, ", ".join(FEATURE_FILE_NAMES), folder))
 
 
 def load_features(path):
     """Open the feature file at `path`; returns FeatureRows of shape (N, D)."""
-    if not os.path.exists(path):
+    if not os.path.isfile(path):
         raise NeuralTalkError("feature file %s does not exist" % path)
     ext = os.path.splitext(path)[1].lower()
     if ext == ".npy":
         return _checked(FeatureRows(NpyRows(path), path, sorted_reads=True), path, "the array")
     if ext in (".h5", ".hdf5"):
-        return _load_h5(path, "feats", transpose_note="")
+        return _load_h5(path, "feats", what="dataset 'feats'")
     if ext == ".mat":
         import h5py
         if h5py.is_hdf5(path):  # MATLAB v7.3
-            return _load_h5(path, "feats", transpose_note=" (MATLAB D x N appears as N x D)")
+            return _load_h5(path, "feats",
+                            what="dataset 'feats' (MATLAB's D x N, stored as N x D)")
         return _load_mat_v5(path)
     raise NeuralTalkError(
         "%s: unknown feature file type %r; use .mat (v5 or v7.3), .npy or .h5" % (path, ext))
@@ -136,17 +166,22 @@ def _checked(rows, path, what):
     return rows
 
 
-def _load_h5(path, key, transpose_note):
+def _load_h5(path, key, what):
     import h5py
     try:
         f = h5py.File(path, "r")
     except OSError as e:
         raise NeuralTalkError("cannot open %s as HDF5: %s" % (path, e)) from None
-    if key not in f:
+    if key not in f or not isinstance(f[key], h5py.Dataset):
         keys = list(f.keys())
         f.close()
-        raise NeuralTalkError("%s has no dataset %r (it has %s)" % (path, key, keys))
-    return _checked(FeatureRows(f[key], path, h5file=f), path, "dataset %r%s" % (key, transpose_note))
+        raise NeuralTalkError("%s has no dataset %r (it has %s): the features must be "
+                              "stored under %r" % (path, key, keys, key))
+    dset = f[key]
+    if dset.dtype.kind not in "fiu":
+        f.close()
+        raise NeuralTalkError("%s: %s holds %s, not numbers" % (path, what, dset.dtype))
+    return _checked(FeatureRows(dset, path, h5file=f), path, what)
 
 
 def _load_mat_v5(path):
@@ -158,19 +193,30 @@ def _load_mat_v5(path):
     if "feats" not in mat:
         raise NeuralTalkError("%s has no variable 'feats' (D x N CNN features)" % path)
     feats = mat["feats"]
-    if feats.ndim != 2:
-        raise NeuralTalkError("%s: 'feats' has shape %s; expected D x N" % (path, feats.shape))
+    if feats.ndim != 2 or feats.dtype.kind not in "fiu":
+        raise NeuralTalkError("%s: 'feats' is %s of shape %s; expected a D x N matrix of "
+                              "numbers" % (path, feats.dtype, feats.shape))
     return _checked(FeatureRows(feats.T, path), path, "'feats' transposed")
 
 
 def save_features_mat(path, feats):
-    """Write an (N, D) matrix as NeuralTalk's vgg_feats.mat (v5, key `feats`, D x N float32)."""
+    """Write an (N, D) matrix as NeuralTalk's vgg_feats.mat (v5, key `feats`, D x N float32),
+    atomically."""
     import scipy.io
     feats = np.asarray(feats, dtype=np.float32)
+    if feats.ndim != 2:
+        raise ValueError("save_features_mat wants an (N, D) matrix, got shape %s" % (feats.shape,))
     if feats.nbytes >= 2 ** 31:
         raise NeuralTalkError(
             "%s: %.1f GB of features do not fit a MATLAB v5 file (2 GB at most); "
             "write .npy instead" % (path, feats.nbytes / 1e9))
-    tmp = path + ".tmp"
-    scipy.io.savemat(tmp, {"feats": feats.T}, appendmat=False, do_compression=False)
-    os.replace(tmp, path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, ".tmp-" + os.path.basename(path))
+    try:
+        scipy.io.savemat(tmp, {"feats": feats.T}, appendmat=False, do_compression=False)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
