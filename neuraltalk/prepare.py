@@ -1,17 +1,28 @@
 """Write Karpathy's dataset.json from the caption files people download.
 
-    python -m neuraltalk.prepare coco --captions captions_train2014.json captions_val2014.json \
-        --splits karpathy_splits.txt --out data/coco
-    python -m neuraltalk.prepare flickr --tokens Flickr8k.token.txt \
-        --train Flickr_8k.trainImages.txt --val Flickr_8k.devImages.txt \
+    python -m neuraltalk.prepare coco --captions captions_train2014.json captions_val2014.json \\
+        --splits coco_splits.txt --out data/coco
+    python -m neuraltalk.prepare flickr --tokens Flickr8k.token.txt \\
+        --train Flickr_8k.trainImages.txt --val Flickr_8k.devImages.txt \\
         --test Flickr_8k.testImages.txt --out data/flickr8k
 
-COCO: the captions JSON files ("images" with id, file_name; "annotations" with
-image_id, caption), and a split file of `<file_name> <split>` lines (split: train, val,
-test or restval); images it does not list go to --default_split (restval). Flickr: the
-token file (`IMAGE.jpg#N<TAB>caption`) and the three image lists; images in none of the
-lists are left out. Captions are tokenised with nltk's Treebank tokenizer (it needs no
-downloaded data), lowercased and reduced to alphanumeric tokens, as in Karpathy's files.
+COCO: the captions JSON files ("images" with id and file_name; "annotations" with
+image_id and caption). Each image gets "filepath" (the captions file's name without
+"captions_" and ".json": captions_val2014.json -> val2014, the folder of its images) and
+"cocoid". The split file has one `<file_name> <split>` line per image (split: train, val,
+test or restval; blank lines and lines starting with # are skipped), for example
+`COCO_val2014_000000391895.jpg test`; images it does not list go to --default_split
+(restval, or train). Images are ordered as the captions files are given, by id within a
+file.
+
+Flickr8k / Flickr30k: the token file (`IMAGE.jpg#N<TAB>caption` lines) and the train,
+val and test image lists (one file name per line); images in none of the lists are left
+out; images are ordered train, val, test, each as its list.
+
+Captions are tokenised with nltk's Treebank tokenizer (it needs no downloaded data),
+lowercased and reduced to alphanumeric tokens, as in Karpathy's files. imgid runs 0..N-1
+in the order above; sentid 0..S-1 in the same order. The features must then be computed
+in imgid order: `python -m neuraltalk.features <out folder> --cnn ...` does that.
 """
 import argparse
 import json
@@ -23,19 +34,23 @@ from neuraltalk.checkpoint import atomic_write_text
 from neuraltalk.errors import NeuralTalkError
 
 SPLITS = ("train", "val", "test", "restval")
+_TOKENIZER = []
 
 
 def tokenize(caption):
     """'A man's dog, running.' -> ['a', 'man', 's', 'dog', 'running']"""
-    from nltk.tokenize import TreebankWordTokenizer
+    if not _TOKENIZER:
+        from nltk.tokenize import TreebankWordTokenizer  # pure regular expressions, no data
+        _TOKENIZER.append(TreebankWordTokenizer())
     tokens = []
-    for token in TreebankWordTokenizer().tokenize(caption.lower()):
+    for token in _TOKENIZER[0].tokenize(caption.lower()):
         tokens += [t for t in re.split(r"[^a-z0-9]+", token) if t]
     return tokens
 
 
 def build(name, entries):
-    """entries: (filename, split, [raw captions], extra dict) in image order."""
+    """Karpathy's dataset dict. entries: (filename, split, [raw captions], extra dict) in
+    imgid order."""
     images = []
     sentid = 0
     for imgid, (filename, split, captions, extra) in enumerate(entries):
@@ -57,78 +72,129 @@ def read_json(path):
     except OSError as e:
         raise NeuralTalkError("cannot read %s: %s" % (path, e.strerror)) from None
     except json.JSONDecodeError as e:
-        raise NeuralTalkError("%s is not valid JSON: %s at line %d" % (path, e.msg, e.lineno)) from None
+        raise NeuralTalkError("%s is not valid JSON: %s at line %d, column %d"
+                              % (path, e.msg, e.lineno, e.colno)) from None
+    except UnicodeDecodeError as e:
+        raise NeuralTalkError("%s is not UTF-8 text: %s" % (path, e)) from None
 
 
 def read_lines(path):
+    """(line number, stripped line) of the non-blank lines of a text file."""
     try:
         with open(path, encoding="utf-8") as f:
-            return [line.rstrip("\n") for line in f if line.strip()]
+            return [(n, line.strip()) for n, line in enumerate(f, 1) if line.strip()]
     except OSError as e:
         raise NeuralTalkError("cannot read %s: %s" % (path, e.strerror)) from None
+    except UnicodeDecodeError as e:
+        raise NeuralTalkError("%s is not UTF-8 text: %s" % (path, e)) from None
+
+
+def read_split_file(path):
+    """{file_name: split} from `<file_name> <split>` lines."""
+    splits = {}
+    for n, line in read_lines(path):
+        if line.startswith("#"):
+            continue
+        parts = line.split()
+        if len(parts) != 2 or parts[1] not in SPLITS:
+            raise NeuralTalkError("%s line %d: expected '<file_name> <split>' with split one "
+                                  "of %s, got %r" % (path, n, ", ".join(SPLITS), line[:80]))
+        if parts[0] in splits and splits[parts[0]] != parts[1]:
+            raise NeuralTalkError("%s line %d: %s is listed in both %s and %s"
+                                  % (path, n, parts[0], splits[parts[0]], parts[1]))
+        splits[parts[0]] = parts[1]
+    return splits
 
 
 def coco_entries(caption_files, split_file, default_split):
-    splits = {}
-    if split_file:
-        for n, line in enumerate(read_lines(split_file), 1):
-            parts = line.split()
-            if len(parts) != 2 or parts[1] not in SPLITS:
-                raise NeuralTalkError("%s line %d: expected '<file_name> <split>' with split one "
-                                      "of %s, got %r" % (split_file, n, ", ".join(SPLITS), line))
-            splits[parts[0]] = parts[1]
+    """Image entries for build() from MS-COCO captions files and a split file."""
+    splits = read_split_file(split_file) if split_file else {}
     entries = []
+    seen = {}
     for path in caption_files:
         blob = read_json(path)
-        if not isinstance(blob, dict) or "images" not in blob or "annotations" not in blob:
-            raise NeuralTalkError("%s is not an MS-COCO captions file: it needs 'images' and "
-                                  "'annotations'" % path)
-        folder = os.path.splitext(os.path.basename(path))[0].replace("captions_", "")
+        if not isinstance(blob, dict) or not isinstance(blob.get("images"), list) \
+                or not isinstance(blob.get("annotations"), list):
+            raise NeuralTalkError("%s is not an MS-COCO captions file: it needs lists under "
+                                  "'images' and 'annotations'" % path)
+        base = os.path.splitext(os.path.basename(path))[0]
+        filepath = base[len("captions_"):] if base.startswith("captions_") else base
+        ids = {}
+        for i, img in enumerate(blob["images"]):
+            if not isinstance(img, dict) or "id" not in img or "file_name" not in img:
+                raise NeuralTalkError("%s: images[%d] lacks 'id' or 'file_name'" % (path, i))
+            if img["id"] in ids:
+                raise NeuralTalkError("%s: image id %r appears twice" % (path, img["id"]))
+            if img["file_name"] in seen:
+                raise NeuralTalkError("%s: image %s is also in %s" % (
+                    path, img["file_name"], seen[img["file_name"]]))
+            seen[img["file_name"]] = path
+            ids[img["id"]] = img["file_name"]
         captions = {}
-        for a in blob["annotations"]:
-            try:
-                captions.setdefault(a["image_id"], []).append(a["caption"].strip())
-            except (KeyError, TypeError, AttributeError):
-                raise NeuralTalkError("%s: an annotation lacks image_id or caption: %r"
-                                      % (path, a)) from None
-        for img in sorted(blob["images"], key=lambda i: i["id"]):
-            entries.append((img["file_name"], splits.get(img["file_name"], default_split),
-                            captions.get(img["id"], []),
-                            {"filepath": folder, "cocoid": img["id"]}))
+        for i, a in enumerate(blob["annotations"]):
+            if not isinstance(a, dict) or not isinstance(a.get("caption"), str) \
+                    or "image_id" not in a:
+                raise NeuralTalkError("%s: annotations[%d] lacks 'image_id' or a 'caption' "
+                                      "string" % (path, i))
+            if a["image_id"] not in ids:
+                raise NeuralTalkError("%s: annotations[%d] is about image_id %r, which is not "
+                                      "in its 'images'" % (path, i, a["image_id"]))
+            captions.setdefault(a["image_id"], []).append(a["caption"].strip())
+        for cocoid in sorted(ids):
+            name = ids[cocoid]
+            entries.append((name, splits.get(name, default_split), captions.get(cocoid, []),
+                            {"filepath": filepath, "cocoid": cocoid}))
+    unknown = sorted(set(splits) - set(seen))
+    if unknown:
+        raise NeuralTalkError("%s lists %d images that are in none of the captions files "
+                              "(first: %s): give every captions file the split file covers"
+                              % (split_file, len(unknown), unknown[0]))
     return entries
 
 
 def flickr_entries(token_file, lists):
+    """Image entries for build() from a Flickr token file and {split: image list file}."""
     captions = {}
-    for n, line in enumerate(read_lines(token_file), 1):
-        if "\t" not in line or "#" not in line.split("\t")[0]:
+    for n, line in read_lines(token_file):
+        key, tab, caption = line.partition("\t")
+        name, hash_, number = key.rpartition("#")
+        if not tab or not hash_ or not name or not number.strip().isdigit():
             raise NeuralTalkError("%s line %d: expected 'IMAGE.jpg#N<TAB>caption', got %r"
                                   % (token_file, n, line[:80]))
-        key, caption = line.split("\t", 1)
-        captions.setdefault(key.rsplit("#", 1)[0], []).append(caption.strip())
+        captions.setdefault(name.strip(), []).append(caption.strip())
     entries = []
+    listed = {}
     for split, path in lists.items():
-        for name in read_lines(path):
-            name = name.strip()
+        for n, name in read_lines(path):
+            if name in listed:
+                raise NeuralTalkError("%s line %d: %s is listed twice (also in %s)"
+                                      % (path, n, name, listed[name]))
             if name not in captions:
-                raise NeuralTalkError("%s lists %s, which has no captions in %s"
-                                      % (path, name, token_file))
+                raise NeuralTalkError("%s line %d: %s has no captions in %s"
+                                      % (path, n, name, token_file))
+            listed[name] = path
             entries.append((name, split, captions[name], {}))
     return entries
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m neuraltalk.prepare", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="source", required=True)
-    c = sub.add_parser("coco", help="from MS-COCO captions JSON files")
-    c.add_argument("--captions", nargs="+", required=True, help="captions_*.json files")
-    c.add_argument("--splits", help="file of '<file_name> <split>' lines")
-    c.add_argument("--default_split", default="restval", choices=SPLITS,
-                   help="split of images the split file does not list")
-    f = sub.add_parser("flickr", help="from a Flickr8k/Flickr30k token file and split lists")
+    c = sub.add_parser("coco", help="from MS-COCO captions JSON files",
+                       description="dataset.json from MS-COCO captions files and a split file")
+    c.add_argument("--captions", nargs="+", required=True,
+                   help="captions_*.json files (captions_train2014.json style)")
+    c.add_argument("--splits", help="text file of '<file_name> <split>' lines, split one of "
+                   "train, val, test, restval (e.g. 'COCO_val2014_000000391895.jpg test')")
+    c.add_argument("--default_split", default="restval", choices=("restval", "train"),
+                   help="split of the images the split file does not list (default "
+                   "restval: driver.py --fold_restval 1 trains on them too)")
+    f = sub.add_parser("flickr", help="from a Flickr8k/Flickr30k token file and split lists",
+                       description="dataset.json from a Flickr8k/Flickr30k token file "
+                       "(IMAGE.jpg#N<TAB>caption lines) and three image lists")
     f.add_argument("--tokens", required=True, help="e.g. Flickr8k.token.txt")
-    f.add_argument("--train", required=True, help="training image list")
+    f.add_argument("--train", required=True, help="training image list, one name a line")
     f.add_argument("--val", required=True, help="validation image list")
     f.add_argument("--test", required=True, help="test image list")
     for s in (c, f):
@@ -141,6 +207,8 @@ def main(argv=None):
         else:
             entries = flickr_entries(args.tokens, {"train": args.train, "val": args.val,
                                                    "test": args.test})
+        if not entries:
+            raise NeuralTalkError("no images to write: the inputs list none")
         name = args.name or os.path.basename(os.path.normpath(args.out))
         blob = build(name, entries)
         path = os.path.join(args.out, "dataset.json")

@@ -1,66 +1,192 @@
 """python -m neuraltalk.prepare: Karpathy's dataset.json from raw caption files."""
 import json
+import os
+import re
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 
+from neuraltalk.dataset import load_dataset
 from neuraltalk.prepare import main, tokenize
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-def test_tokenize_as_karpathy():
+
+def test_tokenize_lowercases_and_keeps_alphanumeric_tokens():
     assert tokenize("A man's dog, running on the beach.") == \
         ["a", "man", "s", "dog", "running", "on", "the", "beach"]
-    assert tokenize("Two kids -- playing   in 3 pools!") == ["two", "kids", "playing", "in", "3", "pools"]
+    assert tokenize("Two kids -- playing   in 3 pools!") == \
+        ["two", "kids", "playing", "in", "3", "pools"]
+    assert tokenize('A "T-shirt" (red); 2nd... ') == ["a", "t", "shirt", "red", "2nd"]
+    assert tokenize(" . ") == []
+
+
+def test_tokenize_needs_no_nltk_data(monkeypatch):
+    import nltk.data
+    monkeypatch.setattr(nltk.data, "path", [])  # any nltk.data.load would now fail
+    with pytest.raises(LookupError):
+        nltk.data.find("tokenizers/punkt")
+    assert tokenize("A cat sleeping.") == ["a", "cat", "sleeping"]
+
+
+# ---- COCO --------------------------------------------------------------------------------
+
+def write_coco(tmp_path, name="captions_train2014.json", images=None, annotations=None):
+    images = images if images is not None else [
+        {"id": 42, "file_name": "COCO_train2014_042.jpg"},
+        {"id": 7, "file_name": "COCO_train2014_007.jpg"}]
+    annotations = annotations if annotations is not None else [
+        {"image_id": 42, "id": 1, "caption": "A cat."},
+        {"image_id": 7, "id": 2, "caption": "Two dogs run. "},
+        {"image_id": 42, "id": 3, "caption": "A cat sleeping"}]
+    path = tmp_path / name
+    path.write_text(json.dumps({"info": {}, "images": images, "annotations": annotations}))
+    return str(path)
+
+
+def run_coco(tmp_path, *args, out="coco"):
+    return main(["coco", "--captions"] + [str(a) for a in args] + ["--out", str(tmp_path / out)])
 
 
 def test_coco_captions_with_a_split_file(tmp_path):
-    captions = {"images": [{"id": 42, "file_name": "COCO_train2014_042.jpg"},
-                           {"id": 7, "file_name": "COCO_train2014_007.jpg"}],
-                "annotations": [{"image_id": 42, "caption": "A cat."},
-                                {"image_id": 7, "caption": "Two dogs run."},
-                                {"image_id": 42, "caption": "A cat sleeping"}]}
-    (tmp_path / "captions_train2014.json").write_text(json.dumps(captions))
-    (tmp_path / "splits.txt").write_text("COCO_train2014_042.jpg test\n")
-    out = tmp_path / "coco"
-    assert main(["coco", "--captions", str(tmp_path / "captions_train2014.json"),
-                 "--splits", str(tmp_path / "splits.txt"), "--out", str(out)]) == 0
-    blob = json.load(open(out / "dataset.json"))
-    first, second = blob["images"]
+    captions = write_coco(tmp_path)
+    (tmp_path / "splits.txt").write_text("# file split\nCOCO_train2014_042.jpg test\n\n")
+    assert main(["coco", "--captions", captions, "--splits", str(tmp_path / "splits.txt"),
+                 "--out", str(tmp_path / "coco")]) == 0
+    blob = json.loads((tmp_path / "coco" / "dataset.json").read_text())
     assert blob["dataset"] == "coco"
-    assert (first["cocoid"], first["split"], first["imgid"]) == (7, "restval", 0)
-    assert (second["cocoid"], second["split"], second["filepath"]) == (42, "test", "train2014")
+    first, second = blob["images"]  # ordered by id
+    assert first == {"filename": "COCO_train2014_007.jpg", "imgid": 0, "split": "restval",
+                     "sentids": [0], "filepath": "train2014", "cocoid": 7, "sentences": [
+                         {"tokens": ["two", "dogs", "run"], "raw": "Two dogs run.",
+                          "imgid": 0, "sentid": 0}]}
+    assert (second["cocoid"], second["split"], second["imgid"]) == (42, "test", 1)
     assert [s["tokens"] for s in second["sentences"]] == [["a", "cat"], ["a", "cat", "sleeping"]]
-    assert second["sentids"] == [1, 2] and second["sentences"][0]["raw"] == "A cat."
+    assert second["sentids"] == [1, 2] and [s["imgid"] for s in second["sentences"]] == [1, 1]
+    assert os.listdir(str(tmp_path / "coco")) == ["dataset.json"]  # no temporary left
 
 
-def test_flickr_token_file_and_lists(tmp_path):
-    (tmp_path / "tok.txt").write_text("a.jpg#0\tA dog .\na.jpg#1\tA brown dog runs\n"
-                                      "b.jpg#0\tA girl .\nc.jpg#0\tnot listed\n")
-    for split, names in (("train", "a.jpg\n"), ("val", ""), ("test", "b.jpg\n")):
-        (tmp_path / (split + ".txt")).write_text(names)
-    out = tmp_path / "flickr8k"
-    assert main(["flickr", "--tokens", str(tmp_path / "tok.txt"), "--train",
-                 str(tmp_path / "train.txt"), "--val", str(tmp_path / "val.txt"), "--test",
-                 str(tmp_path / "test.txt"), "--out", str(out)]) == 0
-    images = json.load(open(out / "dataset.json"))["images"]
-    assert [(i["filename"], i["split"], len(i["sentences"])) for i in images] == \
-        [("a.jpg", "train", 2), ("b.jpg", "test", 1)]
-    assert images[0]["sentences"][1]["tokens"] == ["a", "brown", "dog", "runs"]
+def test_coco_several_files_default_split_and_the_result_loads(tmp_path):
+    train = write_coco(tmp_path)
+    val = write_coco(tmp_path, "captions_val2014.json",
+                     images=[{"id": 3, "file_name": "COCO_val2014_003.jpg"}],
+                     annotations=[{"image_id": 3, "caption": "A bird."}])
+    (tmp_path / "splits.txt").write_text("COCO_val2014_003.jpg val\n")
+    assert main(["coco", "--captions", train, val, "--splits", str(tmp_path / "splits.txt"),
+                 "--default_split", "train", "--out", str(tmp_path / "coco")]) == 0
+    folder = str(tmp_path / "coco")
+    np.save(os.path.join(folder, "vgg_feats.npy"), np.eye(3, dtype=np.float32))
+    data = load_dataset(folder)
+    assert [(i["filepath"], i["cocoid"], i["split"]) for i in data.images] == \
+        [("train2014", 7, "train"), ("train2014", 42, "train"), ("val2014", 3, "val")]
+    assert [s["sentid"] for i in data.images for s in i["sentences"]] == [0, 1, 2, 3]
 
 
-@pytest.mark.parametrize("content, message", [
-    ("a.jpg\tno number\n", "expected 'IMAGE.jpg#N<TAB>caption'"),
-    ("a.jpg#0 no tab\n", "expected 'IMAGE.jpg#N<TAB>caption'"),
+@pytest.mark.parametrize("images, annotations, message", [
+    ([{"id": 1}], [], r"images\[0\] lacks 'id' or 'file_name'"),
+    ([{"id": 1, "file_name": "a.jpg"}, {"id": 1, "file_name": "b.jpg"}], [],
+     "image id 1 appears twice"),
+    ([{"id": 1, "file_name": "a.jpg"}], [{"image_id": 1}],
+     r"annotations\[0\] lacks 'image_id' or a 'caption' string"),
+    ([{"id": 1, "file_name": "a.jpg"}], [{"image_id": 2, "caption": "x"}],
+     r"annotations\[0\] is about image_id 2, which is not in its 'images'"),
 ])
-def test_malformed_token_file(tmp_path, capsys, content, message):
-    (tmp_path / "tok.txt").write_text(content)
-    (tmp_path / "l.txt").write_text("")
-    assert main(["flickr", "--tokens", str(tmp_path / "tok.txt"), "--train",
-                 str(tmp_path / "l.txt"), "--val", str(tmp_path / "l.txt"), "--test",
-                 str(tmp_path / "l.txt"), "--out", str(tmp_path / "o")]) == 2
+def test_coco_malformed_entries(tmp_path, capsys, images, annotations, message):
+    path = write_coco(tmp_path, images=images, annotations=annotations)
+    assert run_coco(tmp_path, path) == 2
     err = capsys.readouterr().err
-    assert message in err and "tok.txt line 1" in err
+    assert err.startswith("error: " + path) and re.search(message, err)
+    assert not (tmp_path / "coco").exists()
+
+
+def test_coco_file_that_is_not_a_captions_file(tmp_path, capsys):
+    (tmp_path / "x.json").write_text(json.dumps({"images": []}))
+    assert run_coco(tmp_path, tmp_path / "x.json") == 2
+    assert "x.json is not an MS-COCO captions file" in capsys.readouterr().err
+    (tmp_path / "y.json").write_text('{"images": [}')
+    assert run_coco(tmp_path, tmp_path / "y.json") == 2
+    assert "y.json is not valid JSON: Expecting value at line 1, column 13" in \
+        capsys.readouterr().err
+
+
+def test_coco_image_in_two_captions_files(tmp_path, capsys):
+    a = write_coco(tmp_path)
+    b = write_coco(tmp_path, "captions_val2014.json")
+    assert run_coco(tmp_path, a, b) == 2
+    assert "%s: image COCO_train2014_042.jpg is also in %s" % (b, a) in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("lines, message", [
+    ("COCO_train2014_042.jpg\n", "splits.txt line 1: expected '<file_name> <split>'"),
+    ("x.jpg test\nCOCO_train2014_042.jpg dev\n", "splits.txt line 2: expected"),
+    ("COCO_train2014_042.jpg test\nCOCO_train2014_042.jpg val\n",
+     "splits.txt line 2: COCO_train2014_042.jpg is listed in both test and val"),
+    ("COCO_val2014_999.jpg test\n",
+     "splits.txt lists 1 images that are in none of the captions files (first: "
+     "COCO_val2014_999.jpg)"),
+])
+def test_coco_bad_split_file(tmp_path, capsys, lines, message):
+    (tmp_path / "splits.txt").write_text(lines)
+    assert main(["coco", "--captions", write_coco(tmp_path), "--splits",
+                 str(tmp_path / "splits.txt"), "--out", str(tmp_path / "o")]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_missing_caption_file(tmp_path, capsys):
-    assert main(["coco", "--captions", str(tmp_path / "nope.json"), "--out", str(tmp_path)]) == 2
-    assert "cannot read" in capsys.readouterr().err
+    assert run_coco(tmp_path, tmp_path / "nope.json") == 2
+    err = capsys.readouterr().err
+    assert "error: cannot read %s: No such file or directory" % (tmp_path / "nope.json") in err
+
+
+# ---- Flickr ------------------------------------------------------------------------------
+
+TOKENS = ("a.jpg#0\tA dog .\na.jpg#1\tA brown dog runs\n"
+          "b.jpg#0\tA girl .\nc.jpg#0\tnot listed\nd.jpg#0\tA red car .\n")
+
+
+def run_flickr(tmp_path, tokens=TOKENS, train="a.jpg\n", val="d.jpg\n", test="b.jpg\n"):
+    (tmp_path / "tok.txt").write_text(tokens)
+    for split, names in (("train", train), ("val", val), ("test", test)):
+        (tmp_path / (split + ".txt")).write_text(names)
+    return main(["flickr", "--tokens", str(tmp_path / "tok.txt"),
+                 "--train", str(tmp_path / "train.txt"), "--val", str(tmp_path / "val.txt"),
+                 "--test", str(tmp_path / "test.txt"), "--out", str(tmp_path / "flickr8k")])
+
+
+def test_flickr_token_file_and_lists(tmp_path, capsys):
+    assert run_flickr(tmp_path) == 0
+    assert "3 images (train 1, val 1, test 1, restval 0), 4 sentences" in capsys.readouterr().out
+    blob = json.loads((tmp_path / "flickr8k" / "dataset.json").read_text())
+    assert blob["dataset"] == "flickr8k"
+    images = blob["images"]
+    assert [(i["filename"], i["imgid"], i["split"], i["sentids"]) for i in images] == \
+        [("a.jpg", 0, "train", [0, 1]), ("d.jpg", 1, "val", [2]), ("b.jpg", 2, "test", [3])]
+    assert images[0]["sentences"][1] == {"tokens": ["a", "brown", "dog", "runs"],
+                                         "raw": "A brown dog runs", "imgid": 0, "sentid": 1}
+    assert "filepath" not in images[0] and "cocoid" not in images[0]
+
+
+@pytest.mark.parametrize("content", [
+    "a.jpg\tno number\n", "a.jpg#0 no tab\n", "a.jpg#x\tletter\n", "#0\tno name\n"])
+def test_malformed_token_file(tmp_path, capsys, content):
+    assert run_flickr(tmp_path, tokens=TOKENS + content) == 2
+    err = capsys.readouterr().err
+    assert "tok.txt line 6: expected 'IMAGE.jpg#N<TAB>caption', got %r" % content.strip() in err
+
+
+def test_listed_image_without_captions(tmp_path, capsys):
+    assert run_flickr(tmp_path, test="b.jpg\nzzz.jpg\n") == 2
+    assert "test.txt line 2: zzz.jpg has no captions in" in capsys.readouterr().err
+
+
+def test_image_listed_twice(tmp_path, capsys):
+    assert run_flickr(tmp_path, val="d.jpg\na.jpg\n") == 2
+    assert "val.txt line 2: a.jpg is listed twice (also in" in capsys.readouterr().err
+
+
+def test_help_documents_the_split_file_format():
+    out = subprocess.run([sys.executable, "-m", "neuraltalk.prepare", "coco", "--help"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0 and "'<file_name> <split>' lines" in out.stdout
