@@ -56,12 +56,16 @@ class FeatureRows:
         if index.size and (index.min() < -n or index.max() >= n):
             raise IndexError("feature row out of range of %s (%d rows)" % (self.path, n))
         index = np.where(index < 0, index + n, index)
-        if self._sorted_reads:
+        if not self._sorted_reads:
+            rows = np.asarray(self._array[index], dtype=np.float32)
+        elif index.size < 2 or (np.diff(index) > 0).all():  # no re-ordering, no extra copy
+            rows = np.asarray(self._read_sorted(index), dtype=np.float32)
+        else:
             unique, inverse = np.unique(index, return_inverse=True)
             rows = np.asarray(self._read_sorted(unique), dtype=np.float32)[inverse.ravel()]
-        else:
-            rows = np.asarray(self._array[index], dtype=np.float32)
-        finite = np.isfinite(rows).all(axis=1)
+        # a row's float64 sum is finite iff all its values are (it cannot overflow), and
+        # costs B floats where np.isfinite(rows) would cost a (B, D) mask
+        finite = np.isfinite(rows.sum(axis=1, dtype=np.float64))
         if not finite.all():
             raise NeuralTalkError(
                 "%s holds NaN or infinite values (rows %s): recompute the features"
@@ -114,15 +118,19 @@ class NpyRows:
         breaks = np.flatnonzero(np.diff(rows) != 1) + 1
         starts = np.concatenate([[0], breaks])
         ends = np.concatenate([breaks, [len(rows)]])
+        buffer = memoryview(out.reshape(-1).view(np.uint8))
         fd = os.open(self.path, os.O_RDONLY)
         try:
             for a, b in zip(starts.tolist(), ends.tolist()):
-                nbytes = (b - a) * self.row_bytes
-                data = os.pread(fd, nbytes, self.offset + int(rows[a]) * self.row_bytes)
-                if len(data) != nbytes:
-                    raise NeuralTalkError("%s is truncated: row %d is past its end"
-                                          % (self.path, int(rows[b - 1])))
-                out[a:b] = np.frombuffer(data, self.dtype).reshape(b - a, -1)
+                # straight into `out`: no intermediate bytes object
+                done, end = a * self.row_bytes, b * self.row_bytes
+                offset = self.offset + int(rows[a]) * self.row_bytes - done
+                while done < end:
+                    got = os.preadv(fd, [buffer[done:end]], offset + done)
+                    if got == 0:
+                        raise NeuralTalkError("%s is truncated: row %d is past its end"
+                                              % (self.path, int(rows[b - 1])))
+                    done += got
         finally:
             os.close(fd)
         return out

@@ -184,6 +184,11 @@ def test_damaged_files(tmp_path):
     (tmp_path / "x.npy").write_bytes(b"\x93NUMPY garbage")
     with pytest.raises(NeuralTalkError, match="x.npy is not a valid .npy file"):
         load_features(str(tmp_path / "x.npy"))
+    np.save(tmp_path / "y.npy", np.ones((10, 4), np.float32))
+    with open(tmp_path / "y.npy", "r+b") as f:
+        f.truncate(os.path.getsize(tmp_path / "y.npy") - 16)
+    with pytest.raises(NeuralTalkError, match="y.npy is not a valid .npy file"):
+        load_features(str(tmp_path / "y.npy"))
     (tmp_path / "x.h5").write_bytes(b"no hdf5 here")
     with pytest.raises(NeuralTalkError, match="cannot open .*x.h5 as HDF5"):
         load_features(str(tmp_path / "x.h5"))
