@@ -16,9 +16,13 @@ Karpathy's format plus what the alignment model needs:
 
 Features come from `extract_features`, a pure-NumPy extractor: each pixel's membership
 of the six colours, pooled on a spatial grid (colour, position, size) and as
-histograms of edge orientation per colour (shape). A region's features are those of the
-image with every colour outside its box removed, so position and size stay comparable.
+histograms of edge orientation per colour (shape), plus the orientation histogram of
+all objects' outlines at full resolution (the shape of small objects). A region's
+features are those of the image with every colour outside its box removed: a crop left
+in place rather than resized, so the words about size and position ("big", "in the top
+left") stay readable from a region, as they are from the whole image.
 """
+import collections
 import json
 import os
 import shutil
@@ -26,6 +30,8 @@ import tempfile
 import time
 
 import numpy as np
+
+from neuraltalk.errors import NeuralTalkError
 
 SIZE = 64
 COLORS = {
@@ -48,13 +54,25 @@ ORIENTATIONS = 8
 
 
 def ensure_shapes(folder, seed=0, n_images=3000):
-    """Render the dataset into `folder` unless its dataset.json exists already."""
+    """Render the dataset into `folder` unless its dataset.json exists already.
+
+    Default 3,000 images: 300 test, 300 val, 2,400 train (15,000 sentences). That is
+    each colour x shape x size (48 kinds) about 125 times (20 of them alone), a few
+    hundred test objects for the retrieval and snippet figures, little enough for a
+    generator to learn in minutes, and rendered in ~10 s.
+    Written into a temporary sibling folder renamed into place at the end, so an
+    interrupted run leaves nothing behind.
+    """
     if os.path.exists(os.path.join(folder, "dataset.json")):
         return
     t0 = time.time()
     parent = os.path.dirname(os.path.abspath(folder))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".shapes-", dir=parent)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=".shapes-", dir=parent)
+    except OSError as e:
+        raise NeuralTalkError("cannot write the demo dataset into %s (%s): choose a writable "
+                              "--data_root" % (folder, e.strerror or e)) from None
     try:
         summary = write_dataset(tmp, seed, n_images)
         if os.path.exists(folder):  # a folder without dataset.json: an interrupted old run
@@ -63,9 +81,10 @@ def ensure_shapes(folder, seed=0, n_images=3000):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    print("generated the demo dataset %s: %d images, %d sentences, %d-d features in %.1fs"
-          % (folder, summary["images"], summary["sentences"], summary["feature_width"],
-             time.time() - t0))
+    print("generated the demo dataset %s: %d images, %d sentences, %d words seen 5+ times in "
+          "train, %d-d features, in %.1fs" % (folder, summary["images"], summary["sentences"],
+                                              summary["vocabulary"], summary["feature_width"],
+                                              time.time() - t0))
 
 
 def write_dataset(folder, seed, n_images):
@@ -95,34 +114,32 @@ def write_dataset(folder, seed, n_images):
     with open(os.path.join(folder, "dataset.json"), "w") as f:
         json.dump({"dataset": "shapes", "images": images}, f)
 
-    feats = extract_features(pixels)
-    np.save(os.path.join(folder, "vgg_feats.npy"), feats)
-    with open(os.path.join(folder, "features.json"), "w") as f:
-        json.dump({"cnn": "shapes-extractor"}, f)
-
     n_regions = 1 + max(len(objs) for objs in scenes)
-    boxes = np.zeros((n_images, n_regions, 4), dtype=np.int32)
     counts = np.array([1 + len(objs) for objs in scenes], dtype=np.int32)
+    boxes = np.zeros((n_images, n_regions, 4), dtype=np.int32)
     boxes[:, 0] = (0, 0, SIZE, SIZE)
     for n, objects in enumerate(scenes):
         for i, obj in enumerate(objects):
             boxes[n, 1 + i] = obj["box"]
-    region_feats = np.zeros((n_images, n_regions, feats.shape[1]), dtype=np.float32)
-    region_feats[:, 0] = feats
-    for r in range(1, n_regions):
-        has = np.flatnonzero(counts > r)
-        region_feats[has, r] = extract_features(pixels[has], boxes[has, r])
+    region_feats = region_features(pixels, boxes, counts)
+    feats = region_feats[:, 0]
+    np.save(os.path.join(folder, "vgg_feats.npy"), feats)
+    with open(os.path.join(folder, "features.json"), "w") as f:
+        json.dump({"cnn": "shapes-extractor"}, f)
     with h5py.File(os.path.join(folder, "regions.h5"), "w") as f:
         f["feats"] = region_feats
         f["boxes"] = boxes
         f["counts"] = counts
-    return {"images": n_images, "sentences": sentid, "feature_width": feats.shape[1]}
+    counts_of = collections.Counter(w for img in images if img["split"] == "train"
+                                    for sent in img["sentences"] for w in sent["tokens"])
+    return {"images": n_images, "sentences": sentid, "feature_width": feats.shape[1],
+            "vocabulary": sum(c >= 5 for c in counts_of.values())}
 
 
-def random_scene(rng):
-    """One to three objects whose boxes do not overlap."""
+def random_scene(rng, n=None):
+    """One to three objects (n if given) whose boxes do not overlap."""
     objects = []
-    n = int(rng.integers(1, 4))
+    n = int(rng.integers(1, 4)) if n is None else n
     while len(objects) < n:
         size = ("small", "large")[rng.integers(2)]
         r = int(rng.integers(*RADIUS[size], endpoint=True))
@@ -173,6 +190,8 @@ def noun_phrase(obj, region, rng, article=True, size=None):
         regions.append(region)
     tokens += [obj["color"], SYNONYMS[obj["shape"]][rng.integers(len(SYNONYMS[obj["shape"]]))]]
     regions += [region, region]
+    if article and tokens[1][0] in "aeiou":
+        tokens[0] = "an"  # an orange box
     return tokens, regions
 
 
@@ -282,14 +301,29 @@ def extract_features(images, boxes=None, chunk=500):
     """
     out = []
     for i in range(0, len(images), chunk):
-        member = colour_membership(np.asarray(images[i:i + chunk], dtype=np.float32))
+        member = colour_membership(images[i:i + chunk])
         if boxes is not None:
             member *= box_masks(boxes[i:i + chunk], member.shape[-1])[:, None]
         out.append(describe(member))
     return np.concatenate(out) if out else np.zeros((0, feature_width()), np.float32)
 
 
-FEATURE_WIDTH = len(COLORS) * (GRID * GRID + ORIENTATIONS * 5 + 1)
+def region_features(images, boxes, counts, chunk=500):
+    """Features of every region: images uint8 (N, H, W, 3), boxes int (N, R, 4), counts
+    (N,) -> (N, R, D) float32, rows past counts[n] zero. Equal to extract_features(images,
+    boxes[:, r]) for each region r, with each image's colour maps computed once."""
+    n, n_regions = boxes.shape[:2]
+    out = np.zeros((n, n_regions, FEATURE_WIDTH), dtype=np.float32)
+    for i in range(0, n, chunk):
+        member = colour_membership(images[i:i + chunk])
+        for r in range(n_regions):
+            has = np.flatnonzero(counts[i:i + chunk] > r)
+            masks = box_masks(boxes[i + has, r], member.shape[-1])[:, None]
+            out[i + has, r] = describe(member[has] * masks)
+    return out
+
+
+FEATURE_WIDTH = len(COLORS) * (GRID * GRID + ORIENTATIONS * 5 + 1) + ORIENTATIONS
 
 
 def preprocess(images):
@@ -307,50 +341,67 @@ def feature_width():
     return FEATURE_WIDTH
 
 
-def colour_membership(x):
-    """x: (N, H, W, 3) float32 -> (N, C, H, W): how much each pixel is of each colour."""
-    n, h, w, _ = x.shape
+def colour_membership(images):
+    """images: (N, H, W, 3) uint8 or float -> (N, C, H, W) float32: how much each pixel is
+    of each colour, a softmax over the colour prototypes and the background of
+    -|x - p|^2 / 800 (the pixel's own |x|^2 cancels, so it is left out)."""
+    n, h, w, _ = images.shape
+    x = np.asarray(images, dtype=np.float32).reshape(-1, 3)
     prototypes = np.array(list(COLORS.values()) + [BACKGROUND], dtype=np.float32)
-    flat = x.reshape(-1, 3)
-    d2 = (flat ** 2).sum(1, keepdims=True) - 2 * flat @ prototypes.T + (prototypes ** 2).sum(1)
-    member = np.exp(-(d2 - d2.min(1, keepdims=True)) / np.float32(800.0))
-    member /= member.sum(1, keepdims=True)
-    return member[:, :len(COLORS)].reshape(n, h, w, -1).transpose(0, 3, 1, 2).copy()
+    # prototype-major (K, pixels): the reductions over K are then fast row operations
+    logits = 2 * prototypes @ x.T - (prototypes ** 2).sum(1)[:, None]
+    logits -= logits.max(0)
+    member = np.exp(logits * np.float32(1 / 800.0), out=logits)
+    member /= member.sum(0)
+    return np.ascontiguousarray(member[:len(COLORS)].reshape(-1, n, h, w).transpose(1, 0, 2, 3))
 
 
 def describe(member):
-    """(N, C, H, W) colour maps -> (N, D) features."""
+    """(N, C, H, W) colour maps -> (N, D) features: per colour, its mean on a GRID x GRID
+    grid, histograms of the orientation of its edges (half resolution) over the whole
+    image and per quadrant, and sqrt(area); then the orientation histogram of the outline
+    of all colours together at full resolution (the shape of small objects)."""
     n, c, h, w = member.shape
-    cell = h // GRID
-    grid = member.reshape(n, c, GRID, cell, GRID, cell).mean((3, 5))  # (N, C, G, G)
-    area = member.mean((2, 3))
-    half = member.reshape(n, c, h // 2, 2, w // 2, 2).mean((3, 5))
-    h, w = h // 2, w // 2
-    gy = np.zeros_like(half)
-    gx = np.zeros_like(half)
-    gy[:, :, 1:-1] = half[:, :, 2:] - half[:, :, :-2]
-    gx[:, :, :, 1:-1] = half[:, :, :, 2:] - half[:, :, :, :-2]
+    half = (member[:, :, 0::2, 0::2] + member[:, :, 1::2, 0::2] +
+            member[:, :, 0::2, 1::2] + member[:, :, 1::2, 1::2]) * np.float32(0.25)
+    cell = h // 2 // GRID
+    grid = half.reshape(n, c, GRID, cell, GRID, cell).mean((3, 5))  # (N, C, G, G)
+    area = grid.mean((2, 3))
+    hist = orientation_histograms(half, cells=True)  # (N, C, ORIENTATIONS, 4)
+    outline = orientation_histograms(member.sum(1, keepdims=True), cells=False)
+    scale = 4.0 / h  # histograms grow with the perimeter: about unit scale for a large shape
+    return np.concatenate([
+        grid.reshape(n, -1) * 4.0,
+        hist.sum(3).reshape(n, -1) * scale,
+        hist.reshape(n, -1) * scale * 2.0,
+        np.sqrt(area) * 4.0,
+        outline.reshape(n, -1) * (scale / 4),
+    ], axis=1).astype(np.float32)
+
+
+def orientation_histograms(maps, cells):
+    """maps: (N, K, H, W) -> (N, K, ORIENTATIONS, 4) if cells else (N, K, ORIENTATIONS):
+    the magnitude of grad map summed per orientation (modulo 180 degrees, soft-binned
+    between the two nearest bins), per 2 x 2 quadrant when `cells`."""
+    n, k, h, w = maps.shape
+    gy = np.zeros_like(maps)
+    gx = np.zeros_like(maps)
+    gy[:, :, 1:-1] = maps[:, :, 2:] - maps[:, :, :-2]
+    gx[:, :, :, 1:-1] = maps[:, :, :, 2:] - maps[:, :, :, :-2]
     magnitude = np.sqrt(gx ** 2 + gy ** 2)
-    # orientation modulo 180 degrees, soft-binned between the two nearest bins, summed
-    # per (image, colour, bin, quadrant) with one bincount per neighbour bin
     angle = (np.arctan2(gy, gx) % np.float32(np.pi)) * np.float32(ORIENTATIONS / np.pi)
     low = angle.astype(np.int32)
     frac = angle - low
-    quadrant = (2 * (np.arange(h) >= h // 2)[:, None] + (np.arange(w) >= w // 2)[None, :])
-    image_colour = np.arange(n * c, dtype=np.int32).reshape(n, c, 1, 1) * ORIENTATIONS
-    hist = np.zeros(n * c * ORIENTATIONS * 4)
+    n_cells = 4 if cells else 1
+    cell = (2 * (np.arange(h) >= h // 2)[:, None] + (np.arange(w) >= w // 2)[None, :]
+            if cells else np.zeros((h, w), np.int32))
+    map_index = np.arange(n * k, dtype=np.int64).reshape(n, k, 1, 1) * ORIENTATIONS
+    hist = np.zeros(n * k * ORIENTATIONS * n_cells)
+    # one bincount per neighbour bin
     for b, weight in ((low % ORIENTATIONS, 1 - frac), ((low + 1) % ORIENTATIONS, frac)):
-        index = (image_colour + b) * 4 + quadrant
+        index = (map_index + b) * n_cells + cell
         hist += np.bincount(index.ravel(), (magnitude * weight).ravel(), minlength=hist.size)
-    hist = hist.reshape(n, c, ORIENTATIONS, 4)
-    whole = hist.sum(3)
-    scale = 2.0 / h
-    return np.concatenate([
-        grid.reshape(n, -1) * 4.0,
-        whole.reshape(n, -1) * scale,
-        hist.reshape(n, -1) * scale * 2.0,
-        np.sqrt(area) * 4.0,
-    ], axis=1).astype(np.float32)
+    return hist.reshape(n, k, ORIENTATIONS, n_cells) if cells else hist.reshape(n, k, ORIENTATIONS)
 
 
 def caption_is_correct(tokens, objects):

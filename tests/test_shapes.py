@@ -8,6 +8,7 @@ from PIL import Image
 
 from neuraltalk import shapes
 from neuraltalk.dataset import load_dataset
+from neuraltalk.errors import NeuralTalkError
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +25,37 @@ def _images(folder):
 def test_same_seed_gives_the_same_dataset(small, tmp_path):
     again = str(tmp_path / "shapes")
     shapes.ensure_shapes(again, seed=3, n_images=200)
-    for name in ("dataset.json", "vgg_feats.npy"):
+    for name in ("dataset.json", "vgg_feats.npy", "features.json"):
         assert open(os.path.join(small, name), "rb").read() == \
             open(os.path.join(again, name), "rb").read()
+    with h5py.File(os.path.join(small, "regions.h5")) as a, \
+            h5py.File(os.path.join(again, "regions.h5")) as b:
+        for key in ("feats", "boxes", "counts"):
+            np.testing.assert_array_equal(a[key][:], b[key][:])
+    for name in ("00000.png", "00199.png"):
+        np.testing.assert_array_equal(np.asarray(Image.open(os.path.join(small, "images", name))),
+                                      np.asarray(Image.open(os.path.join(again, "images", name))))
+
+
+def test_another_seed_gives_other_scenes(small, tmp_path):
+    other = str(tmp_path / "shapes")
+    shapes.ensure_shapes(other, seed=4, n_images=200)
+    assert [img["objects"] for img in _images(other)] != [img["objects"] for img in _images(small)]
+
+
+def test_an_existing_dataset_is_left_alone(small, capsys):
+    before = os.path.getmtime(os.path.join(small, "dataset.json"))
+    shapes.ensure_shapes(small, seed=99, n_images=10)
+    assert os.path.getmtime(os.path.join(small, "dataset.json")) == before
+    assert capsys.readouterr().out == ""
+
+
+def test_generation_prints_one_summary_line(tmp_path, capsys):
+    shapes.ensure_shapes(str(tmp_path / "shapes"), n_images=30)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1
+    assert "30 images, 150 sentences" in lines[0]
+    assert "%d-d features" % shapes.FEATURE_WIDTH in lines[0]
 
 
 def test_loads_as_a_karpathy_dataset_with_three_splits(small):
@@ -49,6 +78,13 @@ def test_every_caption_is_true_to_its_objects(small):
             assert shapes.caption_is_correct(s["tokens"], img["objects"]), s["tokens"]
 
 
+def test_an_before_vowels_a_before_consonants(small):
+    pairs = [(w, s["tokens"][j + 1]) for img in _images(small) for s in img["sentences"]
+             for j, w in enumerate(s["tokens"][:-1]) if w in ("a", "an")]
+    assert ("an", "orange") in pairs
+    assert all((w == "an") == (following[0] in "aeiou") for w, following in pairs)
+
+
 def test_token_region_points_at_the_object_a_word_names(small):
     checked = 0
     for img in _images(small):
@@ -66,15 +102,26 @@ def test_token_region_points_at_the_object_a_word_names(small):
     assert checked > 500
 
 
-def test_boxes_hold_the_drawn_pixels(small):
-    for img in _images(small)[:40]:
-        pixels = np.asarray(Image.open(os.path.join(small, "images", img["filename"])))
+def test_boxes_are_inside_the_image_and_fit_the_drawn_pixels(small):
+    for img in _images(small):
+        pixels = np.asarray(Image.open(os.path.join(small, "images", img["filename"]))).astype(int)
+        assert pixels.shape == (shapes.SIZE, shapes.SIZE, 3)
+        painted = np.zeros(pixels.shape[:2], bool)
         for obj in img["objects"]:
             x0, y0, x1, y1 = obj["box"]
             assert 0 <= x0 < x1 <= shapes.SIZE and 0 <= y0 < y1 <= shapes.SIZE
-            colour = np.array(shapes.COLORS[obj["color"]])
-            inside = np.abs(pixels[y0:y1, x0:x1].astype(int) - colour).sum(-1) < 30
-            assert inside.mean() > 0.3  # the shape fills a good part of its box
+            mine = np.abs(pixels - shapes.COLORS[obj["color"]]).sum(-1) == 0
+            ys, xs = np.nonzero(mine[y0:y1, x0:x1])
+            # the shape reaches every side of its box (squares are drawn 1 px inside it)
+            assert xs.min() <= 1 and xs.max() >= x1 - x0 - 2, obj
+            assert ys.min() <= 1 and ys.max() >= y1 - y0 - 2, obj
+            assert mine[y0:y1, x0:x1].mean() > 0.4  # and fills a good part of it
+            painted[y0:y1, x0:x1] |= mine[y0:y1, x0:x1]
+        # no pixel of any object colour lies outside the boxes
+        object_coloured = np.zeros_like(painted)
+        for rgb in shapes.COLORS.values():
+            object_coloured |= np.abs(pixels - rgb).sum(-1) == 0
+        np.testing.assert_array_equal(object_coloured, painted)
 
 
 def test_regions_file_layout(small):
@@ -92,12 +139,54 @@ def test_regions_file_layout(small):
         assert not feats[n, counts[n]:].any()
 
 
+def test_region_features_are_the_extractor_on_each_box(small):
+    images = _images(small)[:30]
+    pixels = np.stack([np.asarray(Image.open(os.path.join(small, "images", img["filename"])))
+                       for img in images])
+    with h5py.File(os.path.join(small, "regions.h5"), "r") as f:
+        feats, boxes, counts = f["feats"][:30], f["boxes"][:30], f["counts"][:30]
+    for r in range(boxes.shape[1]):
+        has = np.flatnonzero(counts > r)
+        expected = shapes.extract_features(pixels[has], boxes[has, r])
+        np.testing.assert_allclose(feats[has, r], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_extract_features_shape_scale_and_chunking():
+    rng = np.random.default_rng(0)
+    pixels = np.stack([shapes.render(shapes.random_scene(rng), rng) for _ in range(25)])
+    feats = shapes.extract_features(pixels)
+    assert feats.shape == (25, shapes.FEATURE_WIDTH) and feats.dtype == np.float32
+    assert np.isfinite(feats).all() and 0.01 < np.abs(feats).mean() < 1 and np.abs(feats).max() < 20
+    np.testing.assert_allclose(shapes.extract_features(pixels, chunk=7), feats, rtol=1e-6)
+    assert shapes.extract_features(pixels[:0]).shape == (0, shapes.FEATURE_WIDTH)
+
+
 def _probe_accuracy(x_train, y_train, x_test, y_test, classes):
     """Ridge-regression one-vs-all linear probe."""
     x = np.c_[x_train, np.ones(len(x_train))]
     targets = (np.array(y_train)[:, None] == np.arange(classes)).astype(float)
     w = np.linalg.solve(x.T @ x + 0.1 * np.eye(x.shape[1]), x.T @ targets)
     return np.mean((np.c_[x_test, np.ones(len(x_test))] @ w).argmax(1) == np.array(y_test))
+
+
+def test_a_linear_probe_reads_colour_shape_size_and_position_of_one_object():
+    rng = np.random.default_rng(1)
+    scenes = [shapes.random_scene(rng, n=1) for _ in range(1500)]
+    feats = shapes.extract_features(np.stack([shapes.render(s, rng) for s in scenes]))
+    objects = [s[0] for s in scenes]
+    train, test = slice(0, 1200), slice(1200, None)
+    for attr, values in (("color", list(shapes.COLORS)), ("shape", shapes.SHAPES),
+                         ("size", ["small", "large"])):
+        label = np.array([values.index(o[attr]) for o in objects])
+        acc = _probe_accuracy(feats[train], label[train], feats[test], label[test], len(values))
+        assert acc >= 0.95, (attr, acc)
+    centre = np.array([[(o["box"][0] + o["box"][2]) / 2, (o["box"][1] + o["box"][3]) / 2]
+                       for o in objects])
+    x = np.c_[feats, np.ones(len(feats))]
+    w = np.linalg.solve(x[train].T @ x[train] + 0.1 * np.eye(x.shape[1]),
+                        x[train].T @ centre[train])
+    error = np.abs(x[test] @ w - centre[test]).mean()
+    assert error < 4.0, error  # pixels; guessing the mean centre is off by about 12
 
 
 @pytest.mark.slow
@@ -118,7 +207,8 @@ def test_colour_shape_and_size_are_linearly_recoverable(tmp_path):
     with h5py.File(os.path.join(folder, "regions.h5"), "r") as f:
         region_feats, counts = f["feats"][:], f["counts"][:]
     rows = [(n, r) for n in range(len(images)) for r in range(1, counts[n])]
-    for attr, values in (("color", list(shapes.COLORS)), ("shape", shapes.SHAPES)):
+    for attr, values in (("color", list(shapes.COLORS)), ("shape", shapes.SHAPES),
+                         ("size", ["small", "large"])):
         split = {True: [], False: []}
         for n, r in rows:
             split[images[n]["split"] == "train"].append(
@@ -147,7 +237,14 @@ def test_caption_is_correct(tokens, ok):
 def test_an_interrupted_generation_leaves_no_half_dataset(tmp_path, monkeypatch):
     def boom(*args):
         raise KeyboardInterrupt
-    monkeypatch.setattr(shapes, "extract_features", boom)
+    monkeypatch.setattr(shapes, "region_features", boom)
     with pytest.raises(KeyboardInterrupt):
         shapes.ensure_shapes(str(tmp_path / "shapes"), n_images=20)
     assert os.listdir(tmp_path) == []
+
+
+def test_an_unwritable_place_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(NeuralTalkError, match="choose a writable --data_root"):
+        shapes.ensure_shapes(str(blocker / "shapes"), n_images=5)
