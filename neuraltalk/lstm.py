@@ -1,15 +1,21 @@
 """The LSTM generator of Show and Tell, exactly as NeuralTalk computes it.
 
-Inputs per sentence: [x_img, Ws[START], Ws[w_1], ..., Ws[w_n]], with x_img = f We + be.
-Gate pre-activations [1, x_t, h_{t-1}] @ WLSTM, columns ordered i, f, o, g;
-c_t = i*g + f*c_{t-1} (c_{-1} = 0), h_t = o*c_t (o*tanh(c_t) with tanhC_version).
-Outputs h_t Wd + bd for steps 1..n+1, scored against w_1..w_n, END.
+Inputs per sentence: [x_img, Ws[START], Ws[w_1], ..., Ws[w_n]] (x_img = f We + be, made by
+generators.py). Gate pre-activations [1, x_t, h_{t-1}] @ WLSTM, columns ordered i, f, o, g;
+c_t = i*g + f*c_{t-1} with c_{-1} = 0, h_t = o*c_t (o*tanh(c_t) with tanhC_version).
+The output at the image step is not scored: the states to decode are those of the word
+steps (START, w_1, ..., w_n), scored against w_1, ..., w_n, END.
 
-Shapes: feats (B, D); words (B, T) padded; lengths (B,) in decreasing order; inputs X
-(S, B, E), time-major, with S = T + 2 steps. Step t runs only on the sentences that
-still have a word to score, so padding costs nothing in the recurrence.
+Layout ("packed", time-major, no padding): the sentences come in decreasing order of
+length; word step t (t = 0 is START) runs on the first counts[t] sentences, and its rows
+follow those of step t-1. The image step runs on all B sentences, before the word steps.
+So every array below has B image rows followed by N = sum(counts) word rows, and the
+rows of a step are contiguous.
 """
 import numpy as np
+from scipy.special import expit as sigmoid  # 1 / (1 + exp(-x)), without overflow
+
+REGULARIZED = ("We", "Ws", "WLSTM", "Wd")
 
 
 def init(D, E, H, V, rng, dtype=np.float32):
@@ -20,149 +26,145 @@ def init(D, E, H, V, rng, dtype=np.float32):
             "bd": np.zeros((1, V), dtype)}
 
 
-REGULARIZED = ("We", "Ws", "WLSTM", "Wd")
+def steps(B, counts):
+    """Rows per step (the image step, then the word steps) and where each step starts."""
+    rows = [B] + [int(k) for k in counts]
+    return rows, np.concatenate([[0], np.cumsum(rows)]).astype(np.int64)
 
 
-def sigmoid(x):
-    return 0.5 * (1.0 + np.tanh(0.5 * x))  # = 1 / (1 + exp(-x)), without overflow
+def previous_rows(rows, offsets):
+    """For each word row, the row of the same sentence at the step before."""
+    return np.concatenate([np.arange(offsets[s - 1], offsets[s - 1] + rows[s])
+                           for s in range(1, len(rows))])
 
 
-def encoder_inputs(model, feats, words):
-    """X (T+2, B, E), time-major: the image encoding, then START, then the words."""
-    Xi = feats @ model["We"] + model["be"]
-    Xw = model["Ws"][np.concatenate([np.zeros((1, len(words)), words.dtype), words.T])]
-    return np.concatenate([Xi[None], Xw], axis=0)
+def forward(model, Xi, Xs, counts, params, enc_mask=None, dec_mask=None):
+    """The hidden states of the word steps, Hdec (N, H), and the cache for backward.
 
-
-def encoder_mask_shape(words, model):
-    return (words.shape[1] + 2, len(words), model["Ws"].shape[1])
-
-
-def active_rows(lengths, steps):
-    """How many sentences step t still serves (lengths sorted in decreasing order):
-    step t >= 1 produces the output scored against word t (END after the last word)."""
-    return [len(lengths)] + [int((lengths >= t - 1).sum()) for t in range(1, steps)]
-
-
-def forward(model, feats, words, lengths, params, enc_mask=None, dec_mask=None):
-    """Hidden states to decode, Hdec (T+1, B, H) time-major, and the cache for backward.
-
-    Sentences must come in decreasing order of length: step t then runs on the first
-    active[t] rows only, so no work is spent on padding. enc_mask (T+2, B, E) and
-    dec_mask (T+1, B, H) are inverted-dropout masks (already scaled) or None.
+    Xi (B, E): image encodings; Xs (N, E): word vectors, packed (see the module doc);
+    counts: sentences running at each word step (non-increasing, counts[0] = B).
+    enc_mask (B + N, E): inverted-dropout mask of the whole input sequence (image rows
+    first); dec_mask (N, H): of the states before the decoder. Both already scaled, or None.
     """
-    tanhC = params.get("tanhC_version", 0)
     WLSTM = model["WLSTM"]
-    E = model["Ws"].shape[1]
-    H = model["Wd"].shape[0]
-    X = encoder_inputs(model, feats, words)
+    H = WLSTM.shape[1] // 4
+    E = WLSTM.shape[0] - 1 - H
+    B = len(Xi)
+    rows, offsets = steps(B, counts)
+    X = np.concatenate([Xi, Xs])
     if enc_mask is not None:
-        X = X * enc_mask
-    S, B, _ = X.shape
-    active = active_rows(lengths, S)
+        X *= enc_mask
     # the input part of every gate pre-activation at once: one big product
-    IFOG = (X.reshape(S * B, E) @ WLSTM[1:1 + E] + WLSTM[0]).reshape(S, B, 4 * H)
+    IFOG = X @ WLSTM[1:1 + E]
+    IFOG += WLSTM[0]
     Wh = WLSTM[1 + E:]
-    IFOGf = np.zeros_like(IFOG)
-    C = np.zeros((S, B, H), dtype=X.dtype)
-    Hout = np.zeros((S, B, H), dtype=X.dtype)
-    for t in range(S):  # the recurrence: the only loop, over time
-        k = active[t]
-        if t > 0:
-            IFOG[t, :k] += Hout[t - 1, :k] @ Wh
-        IFOGf[t, :k, :3 * H] = sigmoid(IFOG[t, :k, :3 * H])
-        IFOGf[t, :k, 3 * H:] = np.tanh(IFOG[t, :k, 3 * H:])
-        C[t, :k] = IFOGf[t, :k, :H] * IFOGf[t, :k, 3 * H:]
-        if t > 0:
-            C[t, :k] += IFOGf[t, :k, H:2 * H] * C[t - 1, :k]
-        Hout[t, :k] = IFOGf[t, :k, 2 * H:3 * H] * (np.tanh(C[t, :k]) if tanhC else C[t, :k])
-    Hdec = Hout[1:]
+    C = np.empty((len(X), H), X.dtype)
+    Hout = np.empty((len(X), H), X.dtype)
+    buf = np.empty((B, 4 * H), X.dtype)
+    for s, k in enumerate(rows):  # the recurrence: the only loop, over time
+        cur = slice(offsets[s], offsets[s] + k)
+        a = IFOG[cur]
+        if s > 0:
+            prev = slice(offsets[s - 1], offsets[s - 1] + k)
+            a += np.matmul(Hout[prev], Wh, out=buf[:k])
+        sigmoid(a[:, :3 * H], out=a[:, :3 * H])
+        np.tanh(a[:, 3 * H:], out=a[:, 3 * H:])
+        c = np.multiply(a[:, :H], a[:, 3 * H:], out=C[cur])
+        if s > 0:
+            c += np.multiply(a[:, H:2 * H], C[prev], out=buf[:k, :H])
+        if params.get("tanhC_version", 0):
+            np.multiply(a[:, 2 * H:3 * H], np.tanh(c, out=buf[:k, :H]), out=Hout[cur])
+        else:
+            np.multiply(a[:, 2 * H:3 * H], c, out=Hout[cur])
+    Hdec = Hout[B:]
     if dec_mask is not None:
         Hdec = Hdec * dec_mask
-    cache = (model, feats, words, X, IFOGf, C, Hout, tanhC, active, enc_mask, dec_mask)
+    cache = (WLSTM, X, IFOG, C, Hout, rows, offsets, params.get("tanhC_version", 0),
+             enc_mask, dec_mask)
     return Hdec, cache
 
 
 def backward(dHdec, cache):
-    """dHdec (T+1, B, H) -> (grads of every parameter except Wd/bd, dXi (B, E))."""
-    model, feats, words, X, IFOGf, C, Hout, tanhC, active, enc_mask, dec_mask = cache
-    WLSTM = model["WLSTM"]
-    E = model["Ws"].shape[1]
-    H = model["Wd"].shape[0]
-    S, B, _ = X.shape
+    """dHdec (N, H) -> ({"WLSTM": dWLSTM}, dXi (B, E), dXs (N, E))."""
+    WLSTM, X, IFOGf, C, Hout, rows, offsets, tanhC, enc_mask, dec_mask = cache
+    H = WLSTM.shape[1] // 4
+    E = WLSTM.shape[0] - 1 - H
+    B = rows[0]
+    dHout = np.empty_like(Hout)
+    dHout[:B] = 0
     if dec_mask is not None:
-        dHdec = dHdec * dec_mask
-    dHout = np.zeros_like(Hout)
-    dHout[1:] = dHdec
-    dIFOG = np.zeros_like(IFOGf)
-    dC = np.zeros((B, H), dtype=X.dtype)
+        np.multiply(dHdec, dec_mask, out=dHout[B:])
+    else:
+        dHout[B:] = dHdec
+    dIFOG = np.empty_like(IFOGf)
+    dC = np.zeros((B, H), X.dtype)  # gradient on c_t from step t+1, per sentence
+    buf = np.empty((B, 4 * H), X.dtype)
+    hbuf = np.empty((B, H), X.dtype)
     Wh_T = WLSTM[1 + E:].T
-    for t in reversed(range(S)):
-        k = active[t]
-        i = IFOGf[t, :k, :H]
-        f = IFOGf[t, :k, H:2 * H]
-        o = IFOGf[t, :k, 2 * H:3 * H]
-        g = IFOGf[t, :k, 3 * H:]
-        dh = dHout[t, :k]
-        dc = dC[:k]
+    for s in reversed(range(len(rows))):
+        k = rows[s]
+        cur = slice(offsets[s], offsets[s] + k)
+        a, d, dh, dc = IFOGf[cur], dIFOG[cur], dHout[cur], dC[:k]
+        i, f, o, g = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+        tmp = buf[:k, :H]
         if tanhC:
-            tc = np.tanh(C[t, :k])
-            d_o = tc * dh
-            dc += (1 - tc * tc) * (o * dh)
+            tc = np.tanh(C[cur], out=buf[:k, H:2 * H])
+            np.multiply(tc, dh, out=d[:, 2 * H:3 * H])
+            np.multiply(tc, tc, out=tmp)
+            np.subtract(1, tmp, out=tmp)
+            tmp *= o
+            tmp *= dh
+            dc += tmp
         else:
-            d_o = C[t, :k] * dh
-            dc += o * dh
-        # through the gate nonlinearities: sigmoid' = y(1-y), tanh' = 1-y^2
-        if t > 0:
-            dIFOG[t, :k, H:2 * H] = C[t - 1, :k] * dc * f * (1 - f)
-        dIFOG[t, :k, :H] = g * dc * i * (1 - i)
-        dIFOG[t, :k, 2 * H:3 * H] = d_o * o * (1 - o)
-        dIFOG[t, :k, 3 * H:] = i * dc * (1 - g * g)
-        if t > 0:
-            dHout[t - 1, :k] += dIFOG[t, :k] @ Wh_T
+            np.multiply(C[cur], dh, out=d[:, 2 * H:3 * H])
+            dc += np.multiply(o, dh, out=tmp)
+        if s > 0:
+            prev = slice(offsets[s - 1], offsets[s - 1] + k)
+            np.multiply(C[prev], dc, out=d[:, H:2 * H])
+        else:
+            d[:, H:2 * H] = 0  # c_{-1} = 0: the forget gate of the image step has no effect
+        np.multiply(g, dc, out=d[:, :H])
+        # sigmoid' = y(1-y) on i, f, o; tanh' = 1-y^2 on g
+        y = buf[:k, :3 * H]
+        np.subtract(1, a[:, :3 * H], out=y)
+        y *= a[:, :3 * H]
+        d[:, :3 * H] *= y
+        np.multiply(g, g, out=tmp)
+        np.subtract(1, tmp, out=tmp)
+        tmp *= i
+        np.multiply(tmp, dc, out=d[:, 3 * H:])
+        if s > 0:
+            dHout[prev] += np.matmul(d, Wh_T, out=hbuf[:k])
             dc *= f
-    # parameter gradients from whole-sequence products
-    dIFOG2 = dIFOG.reshape(S * B, 4 * H)
     dWLSTM = np.empty_like(WLSTM)
-    dWLSTM[0] = dIFOG2.sum(0)
-    dWLSTM[1:1 + E] = X.reshape(S * B, E).T @ dIFOG2
-    dWLSTM[1 + E:] = Hout[:-1].reshape((S - 1) * B, H).T @ dIFOG[1:].reshape(-1, 4 * H)
-    dX = (dIFOG2 @ WLSTM[1:1 + E].T).reshape(S, B, E)
+    dWLSTM[0] = dIFOG.sum(0)
+    np.matmul(X.T, dIFOG, out=dWLSTM[1:1 + E])
+    np.matmul(Hout[previous_rows(rows, offsets)].T, dIFOG[B:], out=dWLSTM[1 + E:])
+    dX = dIFOG @ WLSTM[1:1 + E].T
     if enc_mask is not None:
         dX *= enc_mask
-    dXi = dX[0]
-    grads = {"WLSTM": dWLSTM, "We": feats.T @ dXi, "be": dXi.sum(0, keepdims=True),
-             "Ws": scatter_rows(model["Ws"].shape, words, dX[1:])}
-    return grads, dXi
-
-
-def scatter_rows(shape, words, dXw):
-    """Gradient of Ws from the gradients dXw (T+1, B, E) of its rows [START, w_1, ...]."""
-    index = np.concatenate([np.zeros((1, len(words)), np.int64), words.T]).ravel()
-    dWs = np.zeros(shape, dtype=dXw.dtype)
-    np.add.at(dWs, index, dXw.reshape(len(index), -1))
-    return dWs
+    return {"WLSTM": dWLSTM}, dX[:B], dX[B:]
 
 
 def start(model, feats, params):
-    """The image step of prediction: state after feeding x_img with h = c = 0."""
+    """The image step of prediction: the state after feeding x_img = f We + be (f: (B, D))
+    with h = c = 0."""
     Xi = feats @ model["We"] + model["be"]
-    H = model["Wd"].shape[0]
-    zeros = np.zeros((len(feats), H), dtype=Xi.dtype)
+    zeros = np.zeros((len(Xi), model["WLSTM"].shape[1] // 4), dtype=Xi.dtype)
     h, c = tick(model, Xi, zeros, zeros, params)
     return {"h": h, "c": c}
 
 
 def step(model, state, prev_words, params):
-    """Feed Ws[prev_words]; returns the logits (B, V) of the next word and the new state."""
+    """Feed Ws[prev_words] (B,); returns the logits (B, V) of the next word and the new state."""
     h, c = tick(model, model["Ws"][prev_words], state["h"], state["c"], params)
     return h @ model["Wd"] + model["bd"], {"h": h, "c": c}
 
 
 def tick(model, x, h_prev, c_prev, params):
     WLSTM = model["WLSTM"]
-    E = x.shape[1]
     H = h_prev.shape[1]
+    E = WLSTM.shape[0] - 1 - H
     IFOG = WLSTM[0] + x @ WLSTM[1:1 + E] + h_prev @ WLSTM[1 + E:]
     ifo = sigmoid(IFOG[:, :3 * H])
     g = np.tanh(IFOG[:, 3 * H:])

@@ -1,14 +1,19 @@
 """The multimodal RNN of Karpathy & Fei-Fei, exactly as NeuralTalk computes it.
 
-b_v = x_img = f We + be; inputs [Ws[START], Ws[w_1], ..., Ws[w_n]];
-xs_t = Ws[.] Wxh + bxh; h_t = ReLU(x_img + xs_t + h_{t-1} Whh + bhh) with the image at
-every step, or at the first only (rnn_feed_once); rnn_relu_encoders applies ReLU to
-xs_t and x_img first. Outputs h_t Wd + bd at all n+1 steps, scored against w_1..w_n, END.
+b_v = x_img = f We + be (made by generators.py); inputs [Ws[START], Ws[w_1], ..., Ws[w_n]];
+xs_t = x_t Wxh + bxh; h_t = ReLU(x_img + xs_t + h_{t-1} Whh + bhh), the image at every
+step, or at the first only (rnn_feed_once); rnn_relu_encoders applies ReLU to xs_t and
+x_img first. Encoder dropout on the word vectors and on x_img, separately. Outputs
+h_t Wd + bd at all n+1 steps, scored against w_1, ..., w_n, END.
 
-Shapes: feats (B, D); words (B, T); lengths (B,) in decreasing order; word inputs
-(S, B, E), time-major, with S = T + 1; step t runs only on sentences still being scored.
+Layout ("packed", time-major, no padding): the sentences come in decreasing order of
+length; step t (t = 0 is START) runs on the first counts[t] sentences and its rows follow
+those of step t-1, so the N = sum(counts) rows of every array below hold no padding and
+the rows of a step are contiguous.
 """
 import numpy as np
+
+REGULARIZED = ("We", "Ws", "Wxh", "Whh", "Wd")
 
 
 def init(D, E, H, V, rng, dtype=np.float32):
@@ -20,90 +25,80 @@ def init(D, E, H, V, rng, dtype=np.float32):
             "Wd": uniform(H, V) * dtype(0.1), "bd": np.zeros((1, V), dtype)}
 
 
-REGULARIZED = ("We", "Ws", "Wxh", "Whh", "Wd")
+def steps(counts):
+    """Rows per step and where each step starts."""
+    rows = [int(k) for k in counts]
+    return rows, np.concatenate([[0], np.cumsum(rows)]).astype(np.int64)
 
 
-def encoder_mask_shapes(words, model):
-    """Shapes of the two encoder dropout masks: word vectors and image encoding."""
-    return (words.shape[1] + 1, len(words), model["Ws"].shape[1]), (len(words), model["We"].shape[1])
+def forward(model, Xi, Xs, counts, params, enc_mask=None, dec_mask=None):
+    """The hidden states of every step, Hdec (N, H), and the cache for backward.
 
-
-def forward(model, feats, words, lengths, params, enc_mask=None, dec_mask=None):
-    """Hidden states to decode, Hdec (T+1, B, H) time-major, and the cache for backward.
-
-    Sentences must come in decreasing order of length: step t runs on the sentences
-    with at least t words only. enc_mask: None or a pair (word-vector mask (T+1, B, E),
-    image mask (B, H)); dec_mask (T+1, B, H); inverted-dropout masks already scaled.
+    Xi (B, H): image encodings; Xs (N, E): word vectors, packed (see the module doc);
+    counts: sentences running at each step (non-increasing, counts[0] = B).
+    enc_mask: None or (word-vector mask (N, E), image mask (B, H)); dec_mask (N, H);
+    inverted-dropout masks, already scaled.
     """
     relu_enc = params.get("rnn_relu_encoders", 0)
     feed_once = params.get("rnn_feed_once", 0)
-    Xi = feats @ model["We"] + model["be"]
-    index = np.concatenate([np.zeros((1, len(words)), words.dtype), words.T])
-    Xs = model["Ws"][index]
+    rows, offsets = steps(counts)
     if enc_mask is not None:
         Xs = Xs * enc_mask[0]
         Xi = Xi * enc_mask[1]
-    S, B, E = Xs.shape
-    Xsh = (Xs.reshape(S * B, E) @ model["Wxh"] + model["bxh"]).reshape(S, B, -1)
+    Xsh = Xs @ model["Wxh"]
+    Xsh += model["bxh"]
     if relu_enc:
-        Xsh = np.maximum(Xsh, 0)
+        A = np.maximum(Xsh, 0)
         Xi_in = np.maximum(Xi, 0)
     else:
+        A, Xsh = Xsh, None  # the pre-activations are built in place
         Xi_in = Xi
-    active = [int((lengths >= t).sum()) for t in range(S)]
-    Hh = np.zeros((S, B, model["Whh"].shape[0]), dtype=Xsh.dtype)
-    Whh, bhh = model["Whh"], model["bhh"]
-    for t in range(S):  # the recurrence: the only loop, over time
-        k = active[t]
-        a = Xsh[t, :k] + bhh
+    A += model["bhh"]
+    Whh = model["Whh"]
+    buf = np.empty((rows[0], Whh.shape[1]), A.dtype)
+    for t, k in enumerate(rows):  # the recurrence: the only loop, over time
+        cur = slice(offsets[t], offsets[t] + k)
+        a = A[cur]
         if t == 0 or not feed_once:
             a += Xi_in[:k]
         if t > 0:
-            a += Hh[t - 1, :k] @ Whh
-        Hh[t, :k] = np.maximum(a, 0)
+            a += np.matmul(A[offsets[t - 1]:offsets[t - 1] + k], Whh, out=buf[:k])
+        np.maximum(a, 0, out=a)  # A now holds h_t in these rows
+    Hh = A
     Hdec = Hh if dec_mask is None else Hh * dec_mask
-    cache = (model, feats, index, Xs, Xi, Xsh, Hh, active, params, enc_mask, dec_mask)
+    cache = (model, Xs, Xi, Xsh, Hh, rows, offsets, relu_enc, feed_once, enc_mask, dec_mask)
     return Hdec, cache
 
 
 def backward(dHdec, cache):
-    """dHdec (T+1, B, H) -> (grads of every parameter except Wd/bd, dXi (B, H))."""
-    model, feats, index, Xs, Xi, Xsh, Hh, active, params, enc_mask, dec_mask = cache
-    relu_enc = params.get("rnn_relu_encoders", 0)
-    feed_once = params.get("rnn_feed_once", 0)
-    dH = dHdec * dec_mask if dec_mask is not None else dHdec.copy()
-    S, B, Hn = Hh.shape
-    dA = np.zeros_like(Hh)  # gradient at the pre-activation of each step
+    """dHdec (N, H) -> (grads of Wxh, bxh, Whh, bhh; dXi (B, H); dXs (N, E))."""
+    model, Xs, Xi, Xsh, Hh, rows, offsets, relu_enc, feed_once, enc_mask, dec_mask = cache
+    dA = dHdec * dec_mask if dec_mask is not None else dHdec.copy()
     Whh_T = model["Whh"].T
-    for t in reversed(range(S)):
-        k = active[t]
-        dA[t, :k] = dH[t, :k] * (Hh[t, :k] > 0)
+    buf = np.empty((rows[0], Whh_T.shape[1]), dA.dtype)
+    dXi = np.zeros((rows[0], dA.shape[1]), dA.dtype)
+    for t in reversed(range(len(rows))):
+        k = rows[t]
+        da = dA[offsets[t]:offsets[t] + k]
+        da *= Hh[offsets[t]:offsets[t] + k] > 0  # through the ReLU: dA becomes d(pre-activation)
+        if t == 0 or not feed_once:
+            dXi[:k] += da
         if t > 0:
-            dH[t - 1, :k] += dA[t, :k] @ Whh_T
-    dXi_in = dA[0] if feed_once else dA.sum(0)
-    dXsh = dA
+            dA[offsets[t - 1]:offsets[t - 1] + k] += np.matmul(da, Whh_T, out=buf[:k])
+    B = rows[0]
+    prev = np.concatenate([np.arange(offsets[t - 1], offsets[t - 1] + rows[t])
+                           for t in range(1, len(rows))] + [np.zeros(0, np.int64)])
+    grads = {"Whh": Hh[prev].T @ dA[B:], "bhh": dA.sum(0, keepdims=True)}
     if relu_enc:
-        dXsh = dXsh * (Xsh > 0)
-        dXi = dXi_in * (Xi > 0)
-    else:
-        dXi = dXi_in
-    E = Xs.shape[2]
-    grads = {
-        "Whh": Hh[:-1].reshape(-1, Hn).T @ dA[1:].reshape(-1, Hn),
-        "bhh": dA.sum((0, 1))[None, :],
-        "Wxh": Xs.reshape(-1, E).T @ dXsh.reshape(-1, Hn),
-        "bxh": dXsh.sum((0, 1))[None, :],
-    }
-    dXs = dXsh.reshape(-1, Hn) @ model["Wxh"].T
+        dA *= Xsh > 0
+        dXi *= Xi > 0
+    grads["Wxh"] = Xs.T @ dA
+    grads["bxh"] = dA.sum(0, keepdims=True)
+    dXs = dA @ model["Wxh"].T
     if enc_mask is not None:
-        dXs *= enc_mask[0].reshape(-1, E)
-        dXi = dXi * enc_mask[1]
-    dWs = np.zeros_like(model["Ws"])
-    np.add.at(dWs, index.ravel(), dXs)
-    grads["Ws"] = dWs
-    grads["We"] = feats.T @ dXi
-    grads["be"] = dXi.sum(0, keepdims=True)
-    return grads, dXi
+        dXs *= enc_mask[0]
+        dXi *= enc_mask[1]
+    return grads, dXi, dXs
 
 
 def start(model, feats, params):
@@ -111,14 +106,14 @@ def start(model, feats, params):
     Xi = feats @ model["We"] + model["be"]
     if params.get("rnn_relu_encoders", 0):
         Xi = np.maximum(Xi, 0)
-    return {"h": np.zeros((len(feats), model["Whh"].shape[0]), dtype=Xi.dtype), "image": Xi}
+    return {"h": np.zeros((len(Xi), model["Whh"].shape[0]), dtype=Xi.dtype), "image": Xi}
 
 
 def step(model, state, prev_words, params):
-    """Feed Ws[prev_words]; returns the logits (B, V) of the next word and the new state."""
-    xs = model["Ws"][prev_words] @ model["Wxh"] + model["bxh"]
+    """Feed Ws[prev_words] (B,); returns the logits (B, V) of the next word and the new state."""
+    xsh = model["Ws"][prev_words] @ model["Wxh"] + model["bxh"]
     if params.get("rnn_relu_encoders", 0):
-        xs = np.maximum(xs, 0)
-    h = np.maximum(xs + state["image"] + state["h"] @ model["Whh"] + model["bhh"], 0)
-    image = state["image"] * 0 if params.get("rnn_feed_once", 0) else state["image"]
+        xsh = np.maximum(xsh, 0)
+    h = np.maximum(xsh + state["image"] + state["h"] @ model["Whh"] + model["bhh"], 0)
+    image = np.zeros_like(state["image"]) if params.get("rnn_feed_once", 0) else state["image"]
     return h @ model["Wd"] + model["bd"], {"h": h, "image": image}

@@ -68,3 +68,8 @@ def update(model, grads, cache, params):
             v *= b2
             v += (1 - b2) * (g * g)
             x -= (lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)).astype(x.dtype)
+
+
+def init_cache(model, params):
+    """An empty solver state: update() creates each array the first time it needs it."""
+    return {}

@@ -1,5 +1,5 @@
-"""Caption generators: gradient checks, an independent per-sentence reference, NeuralTalk's
-checkpoint, overfitting."""
+"""What both generators share: the packed layout, the Ws gradient, dropout masks, NeuralTalk's
+own checkpoint, the task the training loop runs, overfitting."""
 import json
 import os
 
@@ -10,170 +10,119 @@ import scipy.io
 from neuraltalk import generators, solvers
 from neuraltalk.batches import Batch
 from neuraltalk.checkpoint import load_checkpoint
-from neuraltalk.gradcheck import check_gradients
+from neuraltalk.dataset import Dataset
+from neuraltalk.errors import NeuralTalkError
 
-D, E, H, V = 7, 5, 5, 11
-OPTIONS = [
-    {"generator": "lstm", "tanhC_version": 0},
-    {"generator": "lstm", "tanhC_version": 1},
-    {"generator": "rnn", "rnn_relu_encoders": 0, "rnn_feed_once": 0},
-    {"generator": "rnn", "rnn_relu_encoders": 1, "rnn_feed_once": 0},
-    {"generator": "rnn", "rnn_relu_encoders": 0, "rnn_feed_once": 1},
-    {"generator": "rnn", "rnn_relu_encoders": 1, "rnn_feed_once": 1},
-]
+D, V = 7, 11
 
 
-def _params(option, **extra):
-    params = {"image_encoding_size": E, "word_encoding_size": E, "hidden_size": H,
-              "regc": 1e-3, "drop_prob_encoder": 0.3, "drop_prob_decoder": 0.4}
-    params.update(option)
-    params.update(extra)
-    return params
+def _params(generator, size=5, **extra):
+    return dict({"generator": generator, "image_encoding_size": size, "word_encoding_size": size,
+                 "hidden_size": size, "tanhC_version": 0, "rnn_relu_encoders": 0,
+                 "rnn_feed_once": 0, "regc": 1e-3, "drop_prob_encoder": 0.5,
+                 "drop_prob_decoder": 0.5}, **extra)
 
 
-def _batch(rng, lengths=(3, 1, 5, 0)):
-    T = max(lengths)
-    words = np.zeros((len(lengths), T), dtype=np.int32)
+def _batch(rng, lengths):
+    words = np.zeros((len(lengths), max(lengths)), dtype=np.int32)
     for b, n in enumerate(lengths):
         words[b, :n] = rng.integers(1, V, size=n)
-    return Batch(rng.normal(size=(len(lengths), D)), words, np.array(lengths, np.int32),
-                 np.arange(len(lengths)), np.arange(len(lengths)))
+    return Batch(rng.normal(size=(len(lengths), D)).astype(np.float32), words,
+                 np.array(lengths, np.int32), np.arange(len(lengths)), np.arange(len(lengths)))
 
 
-def _model(params, rng):
-    model = generators.init_model(params, D, V, rng.normal(size=V), rng, dtype=np.float64)
-    for k in model:  # larger weights than the default init: a sterner check
-        model[k] = rng.normal(scale=0.5, size=model[k].shape)
-    return model
+def test_layout_packs_steps_of_sentences_sorted_by_length():
+    words = np.array([[5, 6, 0], [0, 0, 0], [7, 8, 9], [4, 0, 0]])
+    lay = generators.layout(words, [2, 0, 3, 1])
+    assert list(lay.order) == [2, 0, 3, 1]
+    assert list(lay.counts) == [4, 3, 2, 1]  # sentences with n >= t, t = 0..3
+    assert list(lay.sentence) == [0, 1, 2, 3, 0, 1, 2, 0, 1, 0]
+    assert list(lay.step) == [0, 0, 0, 0, 1, 1, 1, 2, 2, 3]
+    assert list(lay.inputs) == [0, 0, 0, 0, 7, 5, 4, 8, 6, 9]  # START, then w_t
+    assert list(lay.targets) == [7, 5, 4, 0, 8, 6, 0, 9, 0, 0]  # w_{t+1}, then END
 
 
-def _relu_margin(model, batch, params, masks):
-    """Smallest |input| of any ReLU of the RNN on this batch (inf for the LSTM)."""
-    if params["generator"] != "rnn":
-        return np.inf
-    index = np.concatenate([np.zeros((len(batch.words), 1), int), batch.words], axis=1)
-    Xs = model["Ws"][index] * masks[0][0].transpose(1, 0, 2)  # masks are time-major
-    Xi = (batch.feats @ model["We"] + model["be"]) * masks[0][1]
-    Xsh = Xs @ model["Wxh"] + model["bxh"]
-    inputs = [Xsh, Xi] if params["rnn_relu_encoders"] else []
-    if params["rnn_relu_encoders"]:
-        Xsh, Xi = np.maximum(Xsh, 0), np.maximum(Xi, 0)
-    h = np.zeros_like(Xi)
-    for t in range(Xs.shape[1]):
-        a = Xsh[:, t] + model["bhh"] + (Xi if t == 0 or not params["rnn_feed_once"] else 0) \
-            + h @ model["Whh"]
-        inputs.append(a[t <= batch.lengths])  # scored steps only
-        h = np.maximum(a, 0)
-    return min(np.abs(x).min() for x in inputs if x.size)
+def test_layout_ignores_anything_past_a_sentence_length():
+    lay = generators.layout(np.array([[3, 4, 5]]), [1])
+    assert list(lay.inputs) == [0, 3] and list(lay.targets) == [3, 0]
 
 
-@pytest.mark.parametrize("option", OPTIONS, ids=lambda o: "-".join("%s%s" % kv for kv in o.items()))
-def test_gradients_of_every_parameter_and_input_match_finite_differences(option):
-    # away from the kinks of ReLU: a batch whose ReLU inputs are all at least 0.02 from 0,
-    # further than the finite differences' steps move them
-    for seed in range(100):
-        rng = np.random.default_rng(seed)
-        params = _params(option)
-        model = _model(params, rng)
-        batch = _batch(rng)
-        masks = generators.dropout_masks(params, model, batch.words, rng)  # fixed dropout
-        if _relu_margin(model, batch, params, masks) > 0.02:
-            break
-    assert masks[0] is not None and masks[1] is not None
-    feats = batch.feats.copy()
-
-    def cost():
-        b = batch._replace(feats=feats)
-        return generators.batch_cost(model, b, params, masks=masks)[0]["total_cost"]
-
-    _, grads, dfeats = generators.batch_cost(model, batch, params, masks=masks,
-                                             return_dfeats=True)
-    arrays = dict(model, feats=feats)
-    grads = dict(grads, feats=dfeats)
-    assert set(grads) == set(arrays)
-    worst = check_gradients(cost, arrays, grads, min_magnitude=1e-9)
-    assert max(worst.values()) < 1e-6, sorted(worst.items(), key=lambda kv: -kv[1])
+def test_scatter_rows_sums_the_rows_of_each_word():
+    rng = np.random.default_rng(0)
+    index = rng.integers(0, 6, size=40)
+    values = rng.normal(size=(40, 3))
+    expected = np.zeros((8, 3))
+    np.add.at(expected, index, values)
+    np.testing.assert_allclose(generators.scatter_rows(8, index, values), expected, rtol=1e-12)
 
 
-def _reference_cost(model, batch, params):
-    """NeuralTalk's cost written plainly, one sentence at a time, no dropout."""
-    loss = 0.0
-    logppl = 0.0
-    ntok = 0
-    sig = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
-    for b in range(len(batch.words)):
-        ws = list(batch.words[b, :batch.lengths[b]])
-        xi = batch.feats[b] @ model["We"] + model["be"][0]
-        if params["generator"] == "lstm":
-            xs = [xi] + [model["Ws"][0]] + [model["Ws"][w] for w in ws]
-            h = np.zeros(H)
-            c = np.zeros(H)
-            outs = []
-            for t, x in enumerate(xs):
-                a = np.concatenate([[1], x, h]) @ model["WLSTM"]
-                i, f, o, g = sig(a[:H]), sig(a[H:2 * H]), sig(a[2 * H:3 * H]), np.tanh(a[3 * H:])
-                c = i * g + (f * c if t > 0 else 0)
-                h = o * (np.tanh(c) if params["tanhC_version"] else c)
-                if t > 0:
-                    outs.append(h)
-        else:
-            h = np.zeros(H)
-            outs = []
-            for t, w in enumerate([0] + ws):
-                xsh = model["Ws"][w] @ model["Wxh"] + model["bxh"][0]
-                img = xi
-                if params["rnn_relu_encoders"]:
-                    xsh, img = np.maximum(xsh, 0), np.maximum(xi, 0)
-                if params["rnn_feed_once"] and t > 0:
-                    img = 0
-                h = np.maximum(xsh + img + h @ model["Whh"] + model["bhh"][0], 0)
-                outs.append(h)
-        for h, target in zip(outs, ws + [0]):
-            y = h @ model["Wd"] + model["bd"][0]
-            p = np.exp(y - y.max())
-            p /= p.sum()
-            loss -= np.log(1e-20 + p[target])
-            logppl -= np.log2(1e-20 + p[target])
-            ntok += 1
-    B = len(batch.words)
-    reg = sum(0.5 * params["regc"] * np.sum(model[k] ** 2)
-              for k in generators.module(params).REGULARIZED)
-    return loss / B, reg / B, 2 ** (logppl / ntok)
+@pytest.mark.parametrize("generator", ["lstm", "rnn"])
+def test_cost_and_gradients_do_not_depend_on_the_order_of_the_batch(generator):
+    rng = np.random.default_rng(1)
+    params = _params(generator)
+    model = generators.init_model(params, D, V, np.zeros(V), rng, dtype=np.float64)
+    batch = _batch(rng, (2, 5, 0, 3, 5, 1))
+    perm = rng.permutation(6)
+    shuffled = Batch(*(np.asarray(x)[perm] for x in batch))
+    cost, grads, dfeats = generators.batch_cost(model, batch, params, return_dfeats=True)
+    cost2, grads2, dfeats2 = generators.batch_cost(model, shuffled, params, return_dfeats=True)
+    assert cost2["total_cost"] == pytest.approx(cost["total_cost"], rel=1e-13)
+    for k in grads:
+        np.testing.assert_allclose(grads2[k], grads[k], rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(dfeats2, dfeats[perm], rtol=1e-10, atol=1e-15)
 
 
-@pytest.mark.parametrize("option", OPTIONS, ids=lambda o: "-".join("%s%s" % kv for kv in o.items()))
-def test_batch_cost_equals_a_plain_per_sentence_implementation(option):
+def test_evaluation_without_gradients_gives_the_same_cost():
     rng = np.random.default_rng(2)
-    params = _params(option)
-    model = _model(params, rng)
-    batch = _batch(rng, lengths=(4, 2, 6, 0, 1))
-    cost, _ = generators.batch_cost(model, batch, params, rng=None)
-    loss, reg, ppl2 = _reference_cost(model, batch, params)
-    assert np.isclose(cost["loss_cost"], loss, rtol=1e-12)
-    assert np.isclose(cost["reg_cost"], reg, rtol=1e-12)
-    assert np.isclose(cost["ppl2"], ppl2, rtol=1e-12)
-    assert cost["ntokens"] == 4 + 2 + 6 + 0 + 1 + 5
-
-
-def test_dropout_is_inverted_and_scaled():
-    rng = np.random.default_rng(3)
-    params = _params(OPTIONS[0], drop_prob_encoder=0.5, drop_prob_decoder=0.25)
-    model = _model(params, rng)
-    enc, dec = generators.dropout_masks(params, model, np.zeros((400, 6), np.int32), rng)
-    assert set(np.unique(enc)) == {0.0, 2.0} and set(np.unique(dec)) == {0.0, 1 / 0.75}
-    assert abs(enc.mean() - 1) < 0.02 and abs(dec.mean() - 1) < 0.02
-
-
-@pytest.mark.parametrize("option", [OPTIONS[0], OPTIONS[2]], ids=["lstm", "rnn"])
-def test_overfits_a_handful_of_sentences_to_perplexity_near_one(option):
-    rng = np.random.default_rng(4)
-    params = _params(option, image_encoding_size=32, word_encoding_size=32, hidden_size=32,
-                     regc=0, drop_prob_encoder=0, drop_prob_decoder=0, solver="rmsprop",
-                     learning_rate=1e-2, decay_rate=0.99, smooth_eps=1e-8, grad_clip=5)
+    params = _params("lstm")
     model = generators.init_model(params, D, V, np.zeros(V), rng)
-    batch = _batch(rng, lengths=(5, 3, 7, 4))
-    batch = batch._replace(feats=batch.feats.astype(np.float32))
-    cache = {}
+    batch = _batch(rng, (4, 2, 7))
+    cost, grads = generators.batch_cost(model, batch, params, compute_grads=False)
+    assert grads is None
+    assert cost == generators.batch_cost(model, batch, params)[0]
+
+
+@pytest.mark.parametrize("generator", ["lstm", "rnn"])
+def test_dropout_masks_are_inverted_and_scaled(generator):
+    rng = np.random.default_rng(3)
+    params = _params(generator, drop_prob_encoder=0.5, drop_prob_decoder=0.25)
+    model = generators.init_model(params, D, V, np.zeros(V), rng)
+    lay = generators.layout(np.ones((300, 6), np.int32), np.full(300, 6))
+    N = 300 * 7
+    enc, dec = generators.dropout_masks(params, model, lay, rng)
+    encs = [enc] if generator == "lstm" else list(enc)
+    shapes = [(300 + N, 5)] if generator == "lstm" else [(N, 5), (300, 5)]
+    assert [e.shape for e in encs] == shapes and dec.shape == (N, 5)
+    for e in encs:
+        assert e.dtype == np.float32 and set(np.unique(e)) == {0.0, 2.0}
+        assert abs(e.mean() - 1) < 0.05
+    assert set(np.unique(dec)) == {0.0, np.float32(1 / 0.75)} and abs(dec.mean() - 1) < 0.02
+    assert generators.dropout_masks(params, model, lay, None) == (None, None)
+    no_dropout = dict(params, drop_prob_encoder=0, drop_prob_decoder=0)
+    assert generators.dropout_masks(no_dropout, model, lay, rng) == (None, None)
+
+
+@pytest.mark.parametrize("generator", ["lstm", "rnn"])
+def test_training_uses_dropout_and_evaluation_does_not(generator):
+    rng = np.random.default_rng(4)
+    params = _params(generator)
+    model = generators.init_model(params, D, V, np.zeros(V), rng)
+    batch = _batch(rng, (4, 2, 7))
+    evaluation = generators.batch_cost(model, batch, params)[0]["total_cost"]
+    assert generators.batch_cost(model, batch, params)[0]["total_cost"] == evaluation
+    assert generators.batch_cost(model, batch, params, rng)[0]["total_cost"] != evaluation
+
+
+@pytest.mark.parametrize("generator", ["lstm", "rnn"])
+def test_overfits_a_handful_of_sentences_to_perplexity_near_one(generator):
+    rng = np.random.default_rng(4)
+    params = _params(generator, size=32, regc=0, drop_prob_encoder=0, drop_prob_decoder=0,
+                     solver="rmsprop", learning_rate=1e-2, decay_rate=0.99, smooth_eps=1e-8,
+                     grad_clip=5)
+    model = generators.init_model(params, D, V, np.zeros(V), rng)
+    batch = _batch(rng, (5, 3, 7, 4))
+    cache = solvers.init_cache(model, params)
+    assert generators.batch_cost(model, batch, params)[0]["ppl2"] > 5
     for _ in range(300):
         cost, grads = generators.batch_cost(model, batch, params)
         solvers.update(model, grads, cache, params)
@@ -181,30 +130,94 @@ def test_overfits_a_handful_of_sentences_to_perplexity_near_one(option):
 
 
 def test_image_encoding_size_must_fit_the_generator():
-    from neuraltalk.errors import NeuralTalkError
-    params = _params(OPTIONS[0], image_encoding_size=E + 1)
     with pytest.raises(NeuralTalkError, match="--image_encoding_size"):
-        generators.init_model(params, D, V, np.zeros(V), np.random.default_rng(0))
+        generators.init_model(_params("lstm", image_encoding_size=6), D, V, np.zeros(V),
+                              np.random.default_rng(0))
+    with pytest.raises(NeuralTalkError, match="--image_encoding_size"):
+        generators.init_model(_params("rnn", image_encoding_size=6), D, V, np.zeros(V),
+                              np.random.default_rng(0))
+
+
+def test_unknown_generator_is_a_clear_error():
+    with pytest.raises(NeuralTalkError, match="unknown --generator 'gru'"):
+        generators.init_model(_params("gru"), D, V, np.zeros(V), np.random.default_rng(0))
 
 
 def test_greedy_steps_reproduce_neuraltalk_on_its_own_checkpoint(neuraltalk_checkpoint_dir,
                                                                   example_images):
     c = load_checkpoint(os.path.join(neuraltalk_checkpoint_dir, "neuraltalk_lstm.p"))
     feats = scipy.io.loadmat(os.path.join(example_images, "vgg_feats.mat"))["feats"].T
-    expected = json.load(open(os.path.join(neuraltalk_checkpoint_dir, "expected_beam1.json")))
+    with open(os.path.join(neuraltalk_checkpoint_dir, "expected_beam1.json")) as f:
+        expected = json.load(f)["imgblobs"]
     model, params = c["model"], c["params"]
+    assert len(feats) == len(expected) == 16
     state = generators.start(model, feats, params)
-    prev = np.zeros(len(feats), np.int64)
+    prev = np.zeros(len(feats), np.int64)  # START
     words = [[] for _ in feats]
     logprob = np.zeros(len(feats))
     done = np.zeros(len(feats), bool)
-    for _ in range(20):
+    for _ in range(20):  # NeuralTalk stops at END or after 20 words
         logprobs, state = generators.step(model, state, prev, params)
         prev = logprobs.argmax(1)
         for b in np.flatnonzero(~done):
             words[b].append(prev[b])
-            logprob[b] += logprobs[b, prev[b]]
+            logprob[b] += logprobs[b, prev[b]]  # END included
         done |= prev == 0
-    for b, blob in enumerate(expected["imgblobs"]):
+    for b, blob in enumerate(expected):
         assert " ".join(c["ixtoword"][i] for i in words[b] if i > 0) == blob["candidate"]["text"]
-        assert abs(logprob[b] - blob["candidate"]["logprob"]) < 1e-9
+        assert logprob[b] == pytest.approx(blob["candidate"]["logprob"], abs=1e-8)
+
+
+def _dataset(rng):
+    """6 train images of 2 sentences ('rare' once), 3 val images; 'one' only in val."""
+    images = []
+    for imgid in range(9):
+        if imgid < 6:
+            split = "train"
+            sents = [["a", "red", "square"], ["a", "blue", "circle"] + ["rare"] * (imgid == 1)]
+        else:
+            split = "val"
+            sents = [["a", "red", "circle"], ["one", "blue", "square"]]
+        images.append({"imgid": imgid, "split": split, "filename": "%d.jpg" % imgid,
+                       "sentences": [{"tokens": t, "imgid": imgid} for t in sents]})
+    return Dataset("tiny", "/nowhere/tiny", images, rng.random((9, D), dtype=np.float32), None,
+                   False)
+
+
+def test_make_task_builds_vocabulary_model_and_batches_from_the_train_split():
+    rng = np.random.default_rng(5)
+    params = _params("lstm", word_count_threshold=2, eval_batch_size=2, eval_max_images=-1)
+    task = generators.make_task(params, _dataset(rng), rng)
+    assert task.wordtoix == {"#START#": 0, "a": 1, "red": 2, "square": 3, "blue": 4, "circle": 5}
+    assert task.ixtoword[0] == "." and len(task.ixtoword) == 6
+    assert task.epoch_size == 12 and task.update_keys == sorted(task.model)
+    assert task.model["We"].shape == (D, 5) and task.model["Wd"].shape == (5, 6)
+    # bd starts at the log-frequencies: 'a' and END (once per sentence) are the most frequent
+    assert task.model["bd"][0, 0] == task.model["bd"][0, 1] == 0
+    assert task.model["bd"][0, 2] == pytest.approx(np.log(6 / 12))
+    batch = task.sample_batch(4, rng)
+    assert batch.feats.shape == (4, D) and batch.words.shape[0] == 4
+    cost, grads = task.cost(task.model, batch, rng)
+    assert set(grads) == set(task.model) and cost["total_cost"] > 0
+
+
+def test_validation_is_the_perplexity_of_every_val_sentence_without_dropout():
+    rng = np.random.default_rng(6)
+    params = _params("rnn", word_count_threshold=1, eval_batch_size=2, eval_max_images=-1)
+    dataset = _dataset(rng)
+    task = generators.make_task(params, dataset, rng)
+    # the 6 val sentences as one batch: 'one' is not in the vocabulary and is dropped
+    val = [s["tokens"] for img in dataset.images if img["split"] == "val" for s in img["sentences"]]
+    words = [[task.wordtoix[w] for w in t if w in task.wordtoix] for t in val]
+    batch = Batch(dataset.features[np.repeat([6, 7, 8], 2)],
+                  np.array([w + [0] * (3 - len(w)) for w in words], np.int32),
+                  np.array([len(w) for w in words], np.int32), None, None)
+    expected = generators.batch_cost(task.model, batch, params)[0]
+    result = task.validate(task.model)
+    assert result["score"] == result["perplexity"] == pytest.approx(expected["ppl2"], rel=1e-6)
+    assert "%f" % result["perplexity"] in result["summary"]
+    # eval_max_images = 1: the two sentences of the first val image only
+    first = Batch(batch.feats[:2], batch.words[:2], batch.lengths[:2], None, None)
+    task1 = generators.make_task(dict(params, eval_max_images=1), dataset, rng)
+    assert task1.validate(task.model)["perplexity"] == pytest.approx(
+        generators.batch_cost(task.model, first, params)[0]["ppl2"], rel=1e-6)
