@@ -1,11 +1,13 @@
 """Training speed of the caption generators: sentences per second of a full step
-(forward, backward, solver update), float32, batch 100, mean sentence length 11.5.
+(forward, backward, solver update), float32, batch 100, mean sentence length 11.5 words.
 
 Configurations: A) D=4096, E=H=256, V=2538 (Flickr8k defaults); B) D=4096, E=H=512,
-V=10000 (COCO size); both generators. In the same run it measures this machine's
-float32 matrix-multiply rate (a large square sgemm) and prints the fraction of it the
-training step reaches, counting the multiply-adds the step performs (2 FLOPs each).
-Usage: python bench/train_speed.py [--repeats N]
+V=10000 (COCO size); both generators. Between the timed steps the benchmark times a
+float32 square matrix product (sgemm), so the machine's matrix-multiply rate is measured
+under the same load as the steps; it prints the fraction of that rate the training step
+reaches, counting the multiply-adds the step needs (2 FLOPs each; see step_macs).
+All figures are medians. On a shared machine they are noisy: rerun on a quiet one.
+Usage: python bench/train_speed.py [--repeats N] [--configs A,B] [--generators lstm,rnn]
 """
 import argparse
 import os
@@ -20,12 +22,12 @@ from neuraltalk import generators, solvers  # noqa: E402
 from neuraltalk.batches import Batch  # noqa: E402
 
 CONFIGS = {"A": dict(D=4096, E=256, H=256, V=2538), "B": dict(D=4096, E=512, H=512, V=10000)}
+BATCH = 100
 
 
 def sentence_lengths(rng, n):
-    """Caption lengths like Flickr8k's: mostly 6 to 20 words, mean 11.5."""
-    lengths = np.clip(np.round(rng.gamma(9.0, 11.5 / 9.0, size=n)), 3, 35).astype(np.int32)
-    return lengths
+    """Caption lengths like Flickr8k's (mean 11.5 words, sd ~3.8, 3 to 35)."""
+    return np.clip(np.round(rng.gamma(9.0, 11.5 / 9.0, size=n)), 3, 35).astype(np.int32)
 
 
 def make_batch(rng, B, D, V):
@@ -33,45 +35,35 @@ def make_batch(rng, B, D, V):
     words = np.zeros((B, lengths.max()), np.int32)
     for b, n in enumerate(lengths):
         words[b, :n] = rng.integers(1, V, size=n)
-    feats = np.maximum(rng.normal(size=(B, D)), 0).astype(np.float32)
+    feats = np.maximum(rng.normal(size=(B, D)), 0).astype(np.float32)  # fc7 is post-ReLU
     return Batch(feats, words, lengths, np.arange(B), np.arange(B))
 
 
 def step_macs(generator, batch, D, E, H, V):
-    """Multiply-adds of one training step as the code performs them: the input
-    projections and weight gradients over the padded (steps x batch) block, the
-    recurrent products over the sentences still running at each step only."""
-    B, T = batch.words.shape
+    """Multiply-adds a training step needs (and, on the packed layout, performs): no
+    padding, the decoder on the N scored steps only. B sentences, N = sum(n + 1) steps."""
+    B = len(batch.lengths)
     N = int((batch.lengths + 1).sum())
-    decoder = 3 * N * H * V  # forward, dWd, dH
+    decoder = 3 * N * H * V  # Y = H Wd, dWd, dH
     if generator == "lstm":
-        S = T + 2
-        running = sum(int((batch.lengths >= t - 1).sum()) for t in range(1, S))
-        image = 2 * B * D * E  # forward and dWe
-        inputs = 3 * B * S * E * 4 * H  # forward, dWLSTM, dX
-        recurrent = 2 * running * H * 4 * H + B * (S - 1) * H * 4 * H  # forward, dH; dWLSTM
+        image = 2 * B * D * E  # x_img = f We, dWe
+        inputs = 3 * (B + N) * E * 4 * H  # [x_t] WLSTM, its dW, dX; image step included
+        recurrent = 3 * N * H * 4 * H  # h_{t-1} WLSTM, dh, dW over the N steps with a past
     else:
-        S = T + 1
-        running = sum(int((batch.lengths >= t).sum()) for t in range(1, S))
         image = 2 * B * D * H
-        inputs = 3 * B * S * E * H
-        recurrent = 2 * running * H * H + B * (S - 1) * H * H
+        inputs = 3 * N * E * H  # Ws[.] Wxh, dWxh, dXs
+        recurrent = 3 * (N - B) * H * H  # steps 1..n only: h_{-1} = 0
     return decoder + image + inputs + recurrent
 
 
-def sgemm_rate(n=2048, repeats=5):
-    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
-    b = np.random.default_rng(1).random((n, n), dtype=np.float32)
+def sgemm_seconds(a, b):
+    t0 = time.perf_counter()
     a @ b
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - t0)
-    return 2 * n ** 3 / np.median(times)
+    return time.perf_counter() - t0
 
 
-def measure(generator, cfg, repeats):
+def measure(generator, cfg, repeats, sgemm_n=1536):
+    """Median sentences/s and step FLOP rate, median interleaved sgemm rate, mean length."""
     rng = np.random.default_rng(0)
     params = {"generator": generator, "image_encoding_size": cfg["E"] if generator == "lstm"
               else cfg["H"], "word_encoding_size": cfg["E"], "hidden_size": cfg["H"],
@@ -80,34 +72,41 @@ def measure(generator, cfg, repeats):
               "solver": "rmsprop", "learning_rate": 1e-3, "decay_rate": 0.999,
               "smooth_eps": 1e-8, "grad_clip": 5}
     model = generators.init_model(params, cfg["D"], cfg["V"], np.zeros(cfg["V"]), rng)
-    cache = {}
-    batches = [make_batch(rng, 100, cfg["D"], cfg["V"]) for _ in range(repeats + 2)]
-    times, macs = [], []
+    cache = solvers.init_cache(model, params)
+    a = rng.random((sgemm_n, sgemm_n), dtype=np.float32)
+    b = rng.random((sgemm_n, sgemm_n), dtype=np.float32)
+    batches = [make_batch(rng, BATCH, cfg["D"], cfg["V"]) for _ in range(repeats + 2)]
+    times, flops, sgemm = [], [], []
     for i, batch in enumerate(batches):
         t0 = time.perf_counter()
         _, grads = generators.batch_cost(model, batch, params, rng)
         solvers.update(model, grads, cache, params)
+        t = time.perf_counter() - t0
+        s = sgemm_seconds(a, b)
         if i >= 2:  # warm-up
-            times.append(time.perf_counter() - t0)
-            macs.append(step_macs(generator, batch, **cfg))
-    t = np.median(times)
-    return 100 / t, 2 * np.median(macs) / t, np.mean([b.lengths.mean() for b in batches])
+            times.append(t)
+            flops.append(2 * step_macs(generator, batch, **cfg) / t)
+            sgemm.append(2 * sgemm_n ** 3 / s)
+    return (BATCH / np.median(times), np.median(times), np.median(flops), np.median(sgemm),
+            np.mean([bt.lengths.mean() for bt in batches]))
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--repeats", type=int, default=15)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--repeats", type=int, default=15, help="timed steps per row (default 15)")
+    p.add_argument("--configs", default="A,B", help="comma-separated: A, B (default both)")
+    p.add_argument("--generators", default="lstm,rnn", help="comma-separated (default lstm,rnn)")
     args = p.parse_args()
-    peak = sgemm_rate()
-    print("float32 matrix multiply (2048^3 sgemm, median): %.1f GFLOP/s" % (peak / 1e9))
-    print("%-6s %-5s %12s %10s %10s  %s" % ("config", "gen", "sentences/s", "GFLOP/s",
-                                            "of sgemm", "mean length"))
-    for name, cfg in CONFIGS.items():
-        for generator in ("lstm", "rnn"):
-            rate, flops, mean_len = measure(generator, cfg, args.repeats)
-            print("%-6s %-5s %12.0f %10.1f %9.2f   %.1f" % (name, generator, rate, flops / 1e9,
-                                                          flops / peak, mean_len))
-    print("sgemm again at the end: %.1f GFLOP/s" % (sgemm_rate() / 1e9))
+    print("batch %d, float32, rmsprop, dropout 0.5; medians of %d steps; sgemm 1536^3 timed "
+          "between the steps" % (BATCH, args.repeats))
+    print("%-6s %-5s %12s %9s %10s %13s %9s  %s" % (
+        "config", "gen", "sentences/s", "step ms", "GFLOP/s", "sgemm GFLOP/s", "of sgemm",
+        "mean length"))
+    for name in args.configs.split(","):
+        for generator in args.generators.split(","):
+            rate, t, flops, peak, mean_len = measure(generator, CONFIGS[name], args.repeats)
+            print("%-6s %-5s %12.0f %9.1f %10.1f %13.1f %9.2f  %.2f" % (
+                name, generator, rate, 1e3 * t, flops / 1e9, peak / 1e9, flops / peak, mean_len))
 
 
 if __name__ == "__main__":

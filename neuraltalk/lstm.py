@@ -13,7 +13,6 @@ So every array below has B image rows followed by N = sum(counts) word rows, and
 rows of a step are contiguous.
 """
 import numpy as np
-from scipy.special import expit as sigmoid  # 1 / (1 + exp(-x)), without overflow
 
 REGULARIZED = ("We", "Ws", "WLSTM", "Wd")
 
@@ -54,10 +53,14 @@ def forward(model, Xi, Xs, counts, params, enc_mask=None, dec_mask=None):
     X = np.concatenate([Xi, Xs])
     if enc_mask is not None:
         X *= enc_mask
+    # sigmoid(z) = (1 + tanh(z/2)) / 2: one tanh over all four gates of a step, much
+    # faster than exp; halving the i, f, o columns of WLSTM first is exact
+    W = WLSTM.copy()
+    W[:, :3 * H] *= 0.5
     # the input part of every gate pre-activation at once: one big product
-    IFOG = X @ WLSTM[1:1 + E]
-    IFOG += WLSTM[0]
-    Wh = WLSTM[1 + E:]
+    IFOG = X @ W[1:1 + E]
+    IFOG += W[0]
+    Wh = W[1 + E:]
     C = np.empty((len(X), H), X.dtype)
     Hout = np.empty((len(X), H), X.dtype)
     buf = np.empty((B, 4 * H), X.dtype)
@@ -67,8 +70,9 @@ def forward(model, Xi, Xs, counts, params, enc_mask=None, dec_mask=None):
         if s > 0:
             prev = slice(offsets[s - 1], offsets[s - 1] + k)
             a += np.matmul(Hout[prev], Wh, out=buf[:k])
-        sigmoid(a[:, :3 * H], out=a[:, :3 * H])
-        np.tanh(a[:, 3 * H:], out=a[:, 3 * H:])
+        np.tanh(a, out=a)
+        a[:, :3 * H] += 1
+        a[:, :3 * H] *= 0.5  # i, f, o = sigmoid; g = tanh
         c = np.multiply(a[:, :H], a[:, 3 * H:], out=C[cur])
         if s > 0:
             c += np.multiply(a[:, H:2 * H], C[prev], out=buf[:k, :H])
@@ -166,7 +170,7 @@ def tick(model, x, h_prev, c_prev, params):
     H = h_prev.shape[1]
     E = WLSTM.shape[0] - 1 - H
     IFOG = WLSTM[0] + x @ WLSTM[1:1 + E] + h_prev @ WLSTM[1 + E:]
-    ifo = sigmoid(IFOG[:, :3 * H])
+    ifo = 0.5 * (1 + np.tanh(0.5 * IFOG[:, :3 * H]))  # sigmoid, without overflow
     g = np.tanh(IFOG[:, 3 * H:])
     c = ifo[:, :H] * g + ifo[:, H:2 * H] * c_prev
     h = ifo[:, 2 * H:] * (np.tanh(c) if params.get("tanhC_version", 0) else c)

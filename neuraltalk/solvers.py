@@ -20,7 +20,8 @@ SOLVERS = ("vanilla", "rmsprop", "adagrad", "adadelta", "adam")
 
 
 def update(model, grads, cache, params):
-    """Update `model` in place from `grads`; `cache` (dict) holds the solver state."""
+    """Update `model` in place from `grads` (clipped in place); `cache` (dict of arrays) holds
+    the solver state and is created on first use."""
     solver = params["solver"]
     if solver not in SOLVERS:
         raise NeuralTalkError("unknown --solver %r: use one of %s" % (solver, ", ".join(SOLVERS)))
@@ -36,38 +37,54 @@ def update(model, grads, cache, params):
     for name, g in grads.items():
         x = model[name]
         if clip is not None and clip > 0:
-            g = np.clip(g, -clip, clip)
+            np.clip(g, -clip, clip, out=g)
+        tmp = np.empty_like(x)  # scratch space for the rule's temporaries
         if solver == "vanilla":
-            if momentum > 0:
+            if momentum > 0:  # v = momentum*v - lr*g; x += v
                 v = cache.setdefault(name, np.zeros_like(x))
                 v *= momentum
-                v -= lr * g
+                v -= np.multiply(g, lr, out=tmp)
                 x += v
             else:
-                x -= lr * g
+                x -= np.multiply(g, lr, out=tmp)
         elif solver in ("rmsprop", "adagrad", "adadelta"):
             r = cache.setdefault(name, np.zeros_like(x))
+            g2 = np.multiply(g, g, out=tmp)
             if solver == "adagrad":
-                r += g * g
-            else:
+                r += g2
+            else:  # r = decay*r + (1-decay)*g^2
                 r *= decay
-                r += (1 - decay) * (g * g)
-            if solver == "adadelta":
+                g2 *= 1 - decay
+                r += g2
+            root = np.sqrt(np.add(r, eps, out=tmp), out=tmp)
+            if solver == "adadelta":  # dx = -sqrt((u + eps)/(r + eps))*g; u = decay*u + (1-decay)*dx^2
                 u = cache.setdefault(name + "_delta", np.zeros_like(x))
-                dx = -np.sqrt((u + eps) / (r + eps)) * g
+                dx = np.divide(np.sqrt(u + eps), root, out=tmp)
+                dx *= g
+                x -= dx
                 u *= decay
-                u += (1 - decay) * (dx * dx)
-                x += dx
-            else:
-                x -= lr * g / np.sqrt(r + eps)
-        else:
+                dx *= dx
+                dx *= 1 - decay
+                u += dx
+            else:  # x -= lr*g / sqrt(r + eps)
+                step = np.divide(g, root, out=tmp)
+                step *= lr
+                x -= step
+        else:  # adam, with bias correction
             m = cache.setdefault(name + "_m", np.zeros_like(x))
             v = cache.setdefault(name + "_v", np.zeros_like(x))
             m *= b1
-            m += (1 - b1) * g
+            m += np.multiply(g, 1 - b1, out=tmp)
             v *= b2
-            v += (1 - b2) * (g * g)
-            x -= (lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)).astype(x.dtype)
+            g2 = np.multiply(g, g, out=tmp)
+            g2 *= 1 - b2
+            v += g2
+            denom = np.sqrt(v, out=tmp)
+            denom *= 1 / np.sqrt(1 - b2 ** t)
+            denom += eps
+            step = np.divide(m, denom, out=tmp)
+            step *= lr / (1 - b1 ** t)
+            x -= step
 
 
 def init_cache(model, params):

@@ -221,3 +221,19 @@ def test_validation_is_the_perplexity_of_every_val_sentence_without_dropout():
     task1 = generators.make_task(dict(params, eval_max_images=1), dataset, rng)
     assert task1.validate(task.model)["perplexity"] == pytest.approx(
         generators.batch_cost(task.model, first, params)[0]["ppl2"], rel=1e-6)
+
+
+def test_gradient_check_finds_a_wrong_gradient_and_passes_a_right_one():
+    from neuraltalk.gradcheck import check_gradients
+    A = np.random.default_rng(7).normal(size=(3, 3))
+    x = np.array([0.3, -1.2, 2.0])
+
+    def cost():
+        return float(np.sum(np.sin(A @ x)))
+
+    right = A.T @ np.cos(A @ x)
+    wrong = right.copy()
+    wrong[1] *= 1.001
+    assert check_gradients(cost, {"x": x}, {"x": right})["x"] < 1e-9
+    assert check_gradients(cost, {"x": x}, {"x": wrong})["x"] > 1e-4
+    np.testing.assert_array_equal(x, [0.3, -1.2, 2.0])  # perturbed and restored

@@ -84,3 +84,42 @@ def test_gradients_are_clipped_elementwise_first():
 def test_unknown_solver():
     with pytest.raises(NeuralTalkError, match="unknown --solver 'sgdd'"):
         _step("sgdd", [[0.0, 0.0]])
+
+
+@pytest.mark.parametrize("solver", solvers.SOLVERS)
+def test_a_saved_cache_resumes_exactly(solver, tmp_path):
+    from neuraltalk.checkpoint import load_checkpoint, save_checkpoint
+    rng = np.random.default_rng(0)
+    params = {"solver": solver, "learning_rate": 0.01, "grad_clip": 0.5, "momentum": 0.9,
+              "decay_rate": 0.95, "smooth_eps": 1e-8, "adam_beta1": 0.9, "adam_beta2": 0.999}
+    model = {"W": rng.normal(size=(4, 3)).astype(np.float32),
+             "b": rng.normal(size=(1, 3)).astype(np.float32)}
+    grads = [{k: rng.normal(size=v.shape).astype(np.float32) for k, v in model.items()}
+             for _ in range(4)]
+    straight, cache = {k: v.copy() for k, v in model.items()}, solvers.init_cache(model, params)
+    for g in grads:
+        solvers.update(straight, {k: v.copy() for k, v in g.items()}, cache, params)
+    resumed, cache = {k: v.copy() for k, v in model.items()}, solvers.init_cache(model, params)
+    for g in grads[:2]:
+        solvers.update(resumed, {k: v.copy() for k, v in g.items()}, cache, params)
+    save_checkpoint(str(tmp_path / "c.p"), {"model": resumed, "params": params, "solver_cache": cache})
+    saved = load_checkpoint(str(tmp_path / "c.p"))
+    resumed, cache = saved["model"], saved["solver_cache"]
+    for g in grads[2:]:
+        solvers.update(resumed, {k: v.copy() for k, v in g.items()}, cache, params)
+    for k in model:
+        assert resumed[k].dtype == np.float32
+        np.testing.assert_array_equal(resumed[k], straight[k])
+        assert not np.array_equal(straight[k], model[k])
+
+
+def test_update_is_in_place_and_keeps_float32():
+    model = {"w": np.array([1.0, -2.0], np.float32)}
+    w = model["w"]
+    g = np.array([10.0, -0.5], np.float32)
+    cache = {}
+    solvers.update(model, {"w": g}, cache, {"solver": "rmsprop", "learning_rate": 0.1,
+                                            "grad_clip": 1.0, "decay_rate": 0.9,
+                                            "smooth_eps": 1e-8})
+    assert model["w"] is w and w.dtype == np.float32 and cache["w"].dtype == np.float32
+    np.testing.assert_array_equal(g, [1.0, -0.5])  # clipped in place
