@@ -66,7 +66,7 @@ def forward(model, Xi, Xs, counts, params, enc_mask=None, dec_mask=None):
     buf = np.empty((B, 4 * H), X.dtype)
     for s, k in enumerate(rows):  # the recurrence: the only loop, over time
         cur = slice(offsets[s], offsets[s] + k)
-        a = IFOG[cur]
+        a = IFOG[cur]  # pre-activations, replaced in place by the gates i, f, o, g
         if s > 0:
             prev = slice(offsets[s - 1], offsets[s - 1] + k)
             a += np.matmul(Hout[prev], Wh, out=buf[:k])
