@@ -7,7 +7,7 @@ import pytest
 
 import driver
 import eval_sentence_predictions
-from neuraltalk import mrf, region_captions
+from neuraltalk import mrf, region_captions, shapes
 from neuraltalk.dataset import load_dataset
 
 pytestmark = pytest.mark.slow  # trains the alignment model for 60 iterations
@@ -59,7 +59,7 @@ def test_region_dataset_trains_a_generator(alignment_checkpoint, shapes_root, tm
     data = load_dataset(out)
     assert len(data.images) == len(images) > 0
     assert all(img["region"] >= 1 and "objects" in img for img in images)
-    assert data.feature_width == 342
+    assert data.feature_width == shapes.FEATURE_WIDTH
     cv = tmp_path / "cv"
     assert driver.main(["--dataset", out, "--checkpoint_output_directory", str(cv),
                         "--worker_status_output_directory", str(cv / "status"),
