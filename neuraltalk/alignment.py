@@ -8,7 +8,9 @@ Words, a bidirectional RNN over the sentence:
   hb_t = f(e_t + Wb hb_{t+1} + bb)                                (eq. 5)
   s_t = f(Wd (hf_t + hb_t) + bd)                                  (eq. 6)
 with f = ReLU. Image-sentence score (eq. 8): S_kl = sum_t max_i v_i . s_t (`--score max`),
-or DeFrag's S_kl = sum_t sum_i max(0, v_i . s_t) (`--score defrag`). Ranking cost over a
+or DeFrag's S_kl = sum_t sum_i max(0, v_i . s_t) (`--score defrag`, eq. 7 as the paper
+writes it: not normalised, so it grows with the sentence's length and the image's region
+count; padding words and regions add nothing). Ranking cost over a
 batch of K corresponding pairs (eq. 9), margin 1, both directions:
   C = sum_k [ sum_{l != k} max(0, S_kl - S_kk + 1) + sum_{l != k} max(0, S_lk - S_kk + 1) ]
 (the l = k terms are the constant 1 each and are left out), divided by K, plus
@@ -46,18 +48,25 @@ def add_arguments(group):
 
 
 def init_model(params, region_width, vocab_size, rng, word_vectors=None, dtype=np.float32):
+    """Weights uniform in +-sqrt(6 / (fan_in + fan_out)) (the recurrent ones halved), word
+    vectors uniform in +-0.5 unless given (V, word_vector_size), ReLU biases 0.01, bm 0."""
     h, w = params["embedding_size"], params["word_vector_size"]
 
     def uniform(n, m, scale=None):
         scale = scale if scale is not None else np.sqrt(6.0 / (n + m))
         return ((rng.random((n, m)) * 2 - 1) * scale).astype(dtype)
+    def relu_bias():
+        # slightly positive: with zero biases every unit of e_t that is 0 puts the first
+        # step of each recurrence exactly on the ReLU's kink (pre-activation e_t + 0 = 0),
+        # where no finite-difference gradient check can agree with the backward pass
+        return np.full((1, h), 0.01, dtype)
     model = {"Wm": uniform(region_width, h), "bm": np.zeros((1, h), dtype),
              "Ww": uniform(vocab_size, w, 0.5) if word_vectors is None
              else np.asarray(word_vectors, dtype),
-             "We": uniform(w, h), "be": np.zeros((1, h), dtype),
-             "Wf": uniform(h, h) * dtype(0.5), "bf": np.zeros((1, h), dtype),
-             "Wb": uniform(h, h) * dtype(0.5), "bb": np.zeros((1, h), dtype),
-             "Wd": uniform(h, h), "bd": np.zeros((1, h), dtype)}
+             "We": uniform(w, h), "be": relu_bias(),
+             "Wf": uniform(h, h) * dtype(0.5), "bf": relu_bias(),
+             "Wb": uniform(h, h) * dtype(0.5), "bb": relu_bias(),
+             "Wd": uniform(h, h), "bd": relu_bias()}
     if model["Ww"].shape != (vocab_size, w):
         raise NeuralTalkError("word vectors have shape %s, expected (%d, %d)"
                               % (model["Ww"].shape, vocab_size, w))

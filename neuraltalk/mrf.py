@@ -7,7 +7,10 @@ exactly, by dynamic programming (Viterbi) over the chain of words. Runs of words
 the same region are that region's snippets; larger beta gives longer snippets.
 
     python -m neuraltalk.mrf cv/alignment_checkpoint.p [--split test] [--beta 1]
-writes snippets.json and snippets.html (boxes over each image, snippets beside them).
+writes snippets.json (per image: its sentences' assignments and snippets, and each
+region's box and snippets; see `by_image`) and snippets.html (boxes over each image,
+each region's snippets beside it) and prints the snippet-region accuracy where the
+dataset knows which object each word describes (the demo's token_region).
 """
 import argparse
 import html
@@ -109,36 +112,84 @@ def snippet_accuracy(items):
 
 COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
            "#9a6324", "#800000", "#000075"]
+DISPLAY_WIDTH = 320  # pixels: small images are scaled up, large ones down
 
 
-def write_page(path, dataset, items, max_items=200):
-    """Each image with its region boxes drawn over it and the snippets of each region."""
+def region_colour(region):
+    """The colour of a region's box and text; grey for region 0, the whole image."""
+    return COLOURS[(region - 1) % len(COLOURS)] if region > 0 else "#999"
+
+
+def boxes_on_image(image_file, boxes, page_folder):
+    """HTML of the image with each region's box (regions 1.., not the whole image) drawn
+    over it as an absolutely positioned div; a note if the image file is missing."""
+    if not image_file or not os.path.exists(image_file):
+        return "<span>(no image file)</span>"
+    from PIL import Image
+    with Image.open(image_file) as im:
+        w, h = im.size
+    scale = DISPLAY_WIDTH / float(w)
+    divs = "".join(
+        '<div style="position:absolute;left:%.0fpx;top:%.0fpx;width:%.0fpx;height:%.0fpx;'
+        'border:2px solid %s;box-sizing:border-box"></div>'
+        % (x0 * scale, y0 * scale, (x1 - x0) * scale, (y1 - y0) * scale, region_colour(i))
+        for i, (x0, y0, x1, y1) in enumerate(boxes) if i > 0)
+    return ('<div style="position:relative;width:%.0fpx;height:%.0fpx"><img src="%s" '
+            'style="width:%.0fpx;height:%.0fpx;image-rendering:pixelated">%s</div>'
+            % (w * scale, h * scale,
+               html.escape(os.path.relpath(os.path.abspath(image_file), page_folder)),
+               w * scale, h * scale, divs))
+
+
+def image_file(dataset, item):
+    if not item.get("filename"):
+        return None
+    return os.path.join(dataset.folder, item.get("filepath") or "", item["filename"])
+
+
+def by_image(items):
+    """The sentence items of align_split grouped per image, with each region's snippets:
+    [{imgid, filename, filepath, boxes, sentences: [{tokens, assignment, snippets,
+    (token_region)}], regions: [{region, box, snippets: [text, ...]}]}] in image order."""
+    images = {}
+    for item in items:
+        image = images.get(item["imgid"])
+        if image is None:
+            image = images[item["imgid"]] = {
+                "imgid": item["imgid"], "filename": item["filename"],
+                "filepath": item["filepath"], "boxes": item["boxes"], "sentences": [],
+                "regions": [{"region": r, "box": box, "snippets": []}
+                            for r, box in enumerate(item["boxes"])]}
+        image["sentences"].append({k: item[k] for k in ("tokens", "assignment", "snippets",
+                                                        "token_region") if k in item})
+        for region, text in item["snippets"]:
+            image["regions"][region]["snippets"].append(text)
+    return list(images.values())
+
+
+def write_page(path, dataset, images, max_images=100):
+    """Each image with its region boxes drawn over it; beside it, each region's snippets
+    in its box's colour, then the sentences with every word coloured as its region."""
     folder = os.path.dirname(os.path.abspath(path))
     rows = []
-    for item in items[:max_items]:
-        image_file = os.path.join(dataset.folder, item["filepath"] or "", item["filename"] or "")
-        boxes = "".join(
-            '<div style="position:absolute;left:%dpx;top:%dpx;width:%dpx;height:%dpx;'
-            'border:2px solid %s"></div>' % (x0 * 3, y0 * 3, (x1 - x0) * 3, (y1 - y0) * 3,
-                                             COLOURS[i % len(COLOURS)])
-            for i, (x0, y0, x1, y1) in enumerate(item["boxes"]) if i > 0)
-        img = ""
-        if item["filename"] and os.path.exists(image_file):
-            from PIL import Image
-            w, h = Image.open(image_file).size
-            img = ('<div style="position:relative;width:%dpx;height:%dpx"><img src="%s" '
-                   'style="width:%dpx;height:%dpx;image-rendering:pixelated">%s</div>'
-                   % (w * 3, h * 3, html.escape(os.path.relpath(image_file, folder)),
-                      w * 3, h * 3, boxes))
-        text = " ".join('<span style="color:%s">%s</span>' % (
-            COLOURS[r % len(COLOURS)] if r > 0 else "#999", html.escape(t))
-            for r, t in item["snippets"])
-        rows.append("<tr><td>%s</td><td>%s</td></tr>" % (img, text))
+    for image in images[:max_images]:
+        picture = boxes_on_image(image_file(dataset, image), image["boxes"], folder)
+        regions = "".join(
+            '<div style="color:%s"><b>%s</b>: %s</div>' % (
+                region_colour(r["region"]),
+                "region %d" % r["region"] if r["region"] else "whole image",
+                html.escape(" | ".join(r["snippets"])) or "&mdash;")
+            for r in image["regions"])
+        sentences = "".join("<div>%s</div>" % " ".join(
+            '<span style="color:%s">%s</span>' % (region_colour(r), html.escape(t))
+            for r, t in sentence["snippets"]) for sentence in image["sentences"])
+        rows.append('<tr><td>%s</td><td>%s<hr>%s</td></tr>' % (picture, regions, sentences))
     from neuraltalk.checkpoint import atomic_write_text
     atomic_write_text(path, "<!DOCTYPE html><html><head><meta charset='utf-8'><title>snippets"
-                      "</title></head><body><h1>Region snippets</h1><p>Each word is coloured "
-                      "as the box of its region (grey: the whole image).</p><table>%s</table>"
-                      "</body></html>" % "\n".join(rows))
+                      "</title></head><body><h1>Region snippets</h1><p>Each region's snippets "
+                      "(the MRF's runs of words assigned to it) in the colour of its box; grey: "
+                      "the whole image. Below, each sentence coloured word by word.</p>"
+                      "<table>%s</table></body></html>" % "\n".join(rows))
 
 
 def main(argv=None):
@@ -161,8 +212,9 @@ def main(argv=None):
         return 2
     out = args.out or os.path.dirname(os.path.abspath(args.checkpoint_path))
     os.makedirs(out, exist_ok=True)
-    atomic_write_text(os.path.join(out, "snippets.json"), json.dumps(items))
-    write_page(os.path.join(out, "snippets.html"), dataset, items)
+    images = by_image(items)
+    atomic_write_text(os.path.join(out, "snippets.json"), json.dumps(images, indent=1))
+    write_page(os.path.join(out, "snippets.html"), dataset, images)
     accuracy = snippet_accuracy(items)
     print("%d sentences aligned to their images' regions" % len(items))
     if accuracy is not None:

@@ -44,18 +44,20 @@ def score_matrix(model, params, region_feats, counts, words, lengths, chunk_colu
 def ranks(S, sentence_image):
     """i2t ranks (N_images,) and t2i ranks (N_sentences,), 1 = best.
 
-    S: (N_images, N_sentences); sentence_image: for each sentence, its image's row."""
+    S: (N_images, N_sentences); sentence_image: for each sentence, its image's row.
+    Ties count against the right answer, so a model that scores everything alike (say,
+    all ReLUs dead) gets the worst ranks, not the best."""
     n_images, n_sentences = S.shape
     own = S[sentence_image, np.arange(n_sentences)]
-    # t2i: 1 + the number of images scoring strictly higher than the right one
-    t2i = 1 + (S > own[None, :]).sum(0)
-    # i2t: for each sentence of an image, 1 + sentences scoring strictly higher; best of them
-    i2t = np.full(n_images, n_sentences + 1, dtype=np.int64)
-    for start in range(0, n_images, 256):
-        rows = S[start:start + 256]
-        for j in np.flatnonzero((sentence_image >= start) & (sentence_image < start + 256)):
-            i = sentence_image[j] - start
-            i2t[start + i] = min(i2t[start + i], 1 + int((rows[i] > rows[i, j]).sum()))
+    # t2i: 1 + the other images scoring at least as high as the sentence's own
+    t2i = (S >= own[None, :]).sum(0)
+    # i2t: an image's rank is that of its best own sentence: 1 + the other images'
+    # sentences scoring at least as high
+    best_own = np.full(n_images, -np.inf, dtype=S.dtype)
+    np.maximum.at(best_own, sentence_image, own)
+    own_at_best = np.zeros(n_images, dtype=np.int64)
+    np.add.at(own_at_best, sentence_image, own >= best_own[sentence_image])
+    i2t = 1 + (S >= best_own[:, None]).sum(1) - own_at_best
     return i2t, t2i
 
 

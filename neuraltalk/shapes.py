@@ -216,7 +216,10 @@ def place(obj):
 def one_caption(objects, rng):
     """A caption (tokens, token regions) from one of the grammar's templates."""
     n = len(objects)
-    order = [int(i) for i in rng.permutation(n)]
+    rng.permutation(n)  # (the draw of an older random order, kept so the data stays put)
+    # objects named left to right, as people read a scene: a generator then learns which
+    # object comes next instead of guessing a random order
+    order = sorted(range(n), key=lambda i: objects[i]["box"][0] + objects[i]["box"][2])
     # a lone object is always described with its size, as people would
     phrases = [noun_phrase(objects[i], i + 1, rng, size=True if n == 1 else None)
                for i in order]

@@ -80,7 +80,8 @@ def _kink_distance(params, model, batch):
 
 @pytest.mark.parametrize("kind", ["max", "defrag"])
 def test_gradients_of_every_parameter_match_finite_differences(kind):
-    # away from the kinks of max, ReLU and the hinges: a batch at least 0.05 from all
+    # away from the kinks of max, ReLU and the hinges: the first seed whose batch is more
+    # than 0.02 from every kink (the finite-difference steps are at most 2e-3)
     for seed in range(200):
         params, model, batch = _setup(kind, seed)
         if _kink_distance(params, model, batch) > 0.02:
@@ -123,3 +124,56 @@ def test_backward_direction_starts_at_each_sentences_last_word():
         alone, _ = alignment.brnn_forward(model, words[k:k + 1, :lengths[k]], lengths[k:k + 1])
         np.testing.assert_allclose(s[:lengths[k], k], alone[:, 0], rtol=1e-12)
         assert not s[lengths[k]:, k].any()
+
+
+def _task_params(**overrides):
+    import argparse
+    parser = argparse.ArgumentParser()
+    alignment.add_arguments(parser)
+    params = vars(parser.parse_args([]))
+    params.update({"word_count_threshold": 5, "eval_max_images": 30, "regc": 1e-8,
+                   "embedding_size": 16, "word_vector_size": 8}, **overrides)
+    return params
+
+
+def test_word_vectors_are_frozen_unless_finetuned(shapes_root):
+    from neuraltalk.dataset import load_dataset
+    dataset = load_dataset("shapes", data_root=shapes_root)
+    frozen = alignment.make_task(_task_params(), dataset, np.random.default_rng(0))
+    assert "Ww" not in frozen.update_keys
+    assert set(frozen.update_keys) == set(frozen.model) - {"Ww"}
+    tuned = alignment.make_task(_task_params(finetune_word_vectors=1), dataset,
+                                np.random.default_rng(0))
+    assert set(tuned.update_keys) == set(tuned.model)
+
+
+def test_task_batches_pair_distinct_images_with_their_own_sentences(shapes_root):
+    from neuraltalk.dataset import load_dataset
+    from neuraltalk.regions import load_regions
+    dataset = load_dataset("shapes", data_root=shapes_root)
+    task = alignment.make_task(_task_params(), dataset, np.random.default_rng(0))
+    feats, counts, words, lengths = task.sample_batch(40, np.random.default_rng(1))
+    regions = load_regions(dataset.folder)
+    every = regions.feats[...]
+    train = np.array([img["split"] == "train" for img in dataset.images])
+    assert feats.shape[0] == 40 and feats.dtype == np.float32
+    # each row's regions are one training image's, and no image comes twice
+    matches = [np.flatnonzero((every == feats[k]).all((1, 2)) & train
+                              & (regions.counts == counts[k])) for k in range(40)]
+    assert all(len(m) >= 1 for m in matches)
+    assert len({m[0] for m in matches}) == 40
+    ixtoword = task.ixtoword
+    for k, m in enumerate(matches):
+        sentence = [ixtoword[ix] for ix in words[k, :lengths[k]]]
+        own = [[w for w in s["tokens"] if w in task.wordtoix]
+               for s in dataset.images[m[0]]["sentences"]]
+        assert sentence in own
+
+
+def test_validation_reports_retrieval_as_a_lower_is_better_score(shapes_root):
+    from neuraltalk.dataset import load_dataset
+    dataset = load_dataset("shapes", data_root=shapes_root)
+    task = alignment.make_task(_task_params(), dataset, np.random.default_rng(0))
+    result = task.validate(task.model)
+    assert result["score"] == result["perplexity"] < 0
+    assert "image search R@1" in result["summary"]

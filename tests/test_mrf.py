@@ -33,3 +33,22 @@ def test_snippets_are_runs_of_words_with_one_region():
 def test_snippet_accuracy_counts_object_words_only():
     items = [{"assignment": [0, 1, 1, 2], "token_region": [-1, 1, 2, 2]}]
     assert snippet_accuracy(items) == pytest.approx(2 / 3)
+
+
+def test_by_image_lists_each_regions_snippets():
+    from neuraltalk.mrf import by_image
+    boxes = [[0, 0, 64, 64], [1, 1, 9, 9], [20, 20, 40, 40]]
+    items = [{"imgid": 3, "filename": "a.png", "filepath": "", "boxes": boxes,
+              "tokens": ["a", "red", "ball", "and", "a", "box"],
+              "assignment": [0, 1, 1, 0, 2, 2],
+              "snippets": [(0, "a"), (1, "red ball"), (0, "and"), (2, "a box")]},
+             {"imgid": 3, "filename": "a.png", "filepath": "", "boxes": boxes,
+              "tokens": ["a", "box"], "assignment": [2, 2], "snippets": [(2, "a box")]},
+             {"imgid": 5, "filename": "b.png", "filepath": "", "boxes": boxes[:1],
+              "tokens": ["grey"], "assignment": [0], "snippets": [(0, "grey")]}]
+    images = by_image(items)
+    assert [i["imgid"] for i in images] == [3, 5]
+    assert [r["snippets"] for r in images[0]["regions"]] == [["a", "and"], ["red ball"],
+                                                             ["a box", "a box"]]
+    assert images[0]["regions"][2]["box"] == [20, 20, 40, 40]
+    assert len(images[0]["sentences"]) == 2 and images[1]["regions"][0]["snippets"] == ["grey"]

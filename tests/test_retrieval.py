@@ -1,11 +1,8 @@
 """Retrieval ranks and recalls against plain loops; chunking changes nothing."""
-import h5py
 import numpy as np
 import pytest
 
 from neuraltalk import alignment
-from neuraltalk.errors import NeuralTalkError
-from neuraltalk.regions import load_regions, save_regions
 from neuraltalk.retrieval import ranks, recall_table, score_matrix
 
 
@@ -21,6 +18,17 @@ def test_ranks_equal_a_plain_loop():
     for i in range(n_images):
         order = list(np.argsort(-S[i]))
         assert i2t[i] == 1 + min(order.index(j) for j in np.flatnonzero(sentence_image == i))
+
+
+def test_ties_count_against_the_right_answer():
+    # a dead model scores everything alike: it must rank last, not first
+    S = np.zeros((4, 12))
+    i2t, t2i = ranks(S, np.repeat(np.arange(4), 3))
+    assert t2i.tolist() == [4] * 12
+    assert i2t.tolist() == [10] * 4  # behind the 9 sentences of the other images
+    S = np.array([[2.0, 1.0, 2.0, 0.0], [0.0, 2.0, 2.0, 1.0]])
+    i2t, t2i = ranks(S, np.array([0, 0, 1, 1]))
+    assert i2t.tolist() == [2, 2] and t2i.tolist() == [1, 2, 2, 1]
 
 
 def test_recall_table():
@@ -45,21 +53,3 @@ def test_score_matrix_in_chunks_equals_the_batch_scores(kind):
         S = score_matrix(model, params, feats, counts, words, lengths, chunk_columns=chunk)
         np.testing.assert_allclose(S, cost["S"], rtol=1e-5)
 
-
-def test_region_file_errors(tmp_path):
-    with pytest.raises(NeuralTalkError, match="do not exist"):
-        load_regions(str(tmp_path))
-    with h5py.File(tmp_path / "regions.h5", "w") as f:
-        f["feats"] = np.zeros((2, 3, 4))
-    with pytest.raises(NeuralTalkError, match="lacks boxes, counts"):
-        load_regions(str(tmp_path))
-    save_regions(str(tmp_path / "regions.h5"), np.zeros((2, 3, 4)), np.zeros((2, 3, 4)),
-                 np.array([1, 4]))
-    with pytest.raises(NeuralTalkError, match="every count must be in 1..3"):
-        load_regions(str(tmp_path))
-    save_regions(str(tmp_path / "regions.h5"), np.zeros((2, 3, 4)), np.zeros((2, 3, 4)),
-                 np.array([1, 3]))
-    with pytest.raises(NeuralTalkError, match="regions of 2 images but the dataset has 5"):
-        load_regions(str(tmp_path), n_images=5)
-    feats, counts = load_regions(str(tmp_path), n_images=2).rows([1, 0, 1])
-    assert feats.shape == (3, 3, 4) and counts.tolist() == [3, 1, 3]
