@@ -11,17 +11,15 @@ import numpy as np
 from neuraltalk.errors import NeuralTalkError
 
 
-class Batch(namedtuple("Batch", ["feats", "words", "lengths", "image_ids", "sent_ids"])):
+class Batch(namedtuple("Batch", ["feats", "words", "lengths", "image_ids", "sent_ids",
+                                 "regions", "region_counts"], defaults=(None, None))):
     """feats (B, D) float32; words (B, T) int32: w_1..w_n then 0 padding; lengths (B,) int32
-    = n; image_ids, sent_ids (B,) int64 (sent_id -1 where dataset.json has none).
+    = n; image_ids, sent_ids (B,) int64 (sent_id -1 where dataset.json has none); for a
+    model that asks for them, regions (B, R, D) float32 and region_counts (B,) (rows from
+    region_counts[b] on are padding), else None.
 
     A generator feeds [START, w_1..w_n] and scores [w_1..w_n, END]: lengths + 1 steps."""
     __slots__ = ()
-
-    @property
-    def mask(self):
-        """(B, T) bool: True at the real words of `words`."""
-        return np.arange(self.words.shape[1]) < self.lengths[:, None]
 
 
 def encode_sentences(token_lists, wordtoix):
@@ -47,14 +45,16 @@ class SentenceTable:
     Attributes: image_ids (I,) int64 the split's images that have sentences, in imgid
     order; counts (I,) their sentence counts; offsets (I,) the table row of each image's
     first sentence; words (S, T) int32, lengths (S,) int32, sent_image (S,) int64 and
-    sent_ids (S,) int64, one row per sentence, grouped by image."""
+    sent_ids (S,) int64, one row per sentence, grouped by image. With `regions` (a
+    RegionFeatures, see regions.py) every batch carries its images' regions too."""
 
-    def __init__(self, dataset, wordtoix, split):
+    def __init__(self, dataset, wordtoix, split, regions=None):
         images = [img for img in dataset.split(split) if img["sentences"]]
         if not images:
             raise NeuralTalkError("%s/dataset.json: no image of the %s split has sentences"
                                   % (dataset.folder, split))
         self.dataset = dataset
+        self.regions = regions
         self.image_ids = np.array([img["imgid"] for img in images], dtype=np.int64)
         self.counts = np.array([len(img["sentences"]) for img in images], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int64)
@@ -72,8 +72,11 @@ class SentenceTable:
         lengths = self.lengths[rows]
         width = max(1, int(lengths.max(initial=0)))
         image_ids = self.sent_image[rows]
+        regions = region_counts = None
+        if self.regions is not None:
+            regions, region_counts = self.regions.rows(image_ids)
         return Batch(self.dataset.features[image_ids], self.words[rows, :width], lengths,
-                     image_ids, self.sent_ids[rows])
+                     image_ids, self.sent_ids[rows], regions, region_counts)
 
     def sample(self, batch_size, rng):
         """NeuralTalk's sampling: an image uniformly, then one of its sentences uniformly.

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from neuraltalk import generators
+from neuraltalk.models import captioning
 from neuraltalk.checkpoint import load_checkpoint
 from neuraltalk.decoding import beam_search, caption_text
 
@@ -33,7 +33,7 @@ def test_reproduces_neuraltalk_predictions(neuraltalk_checkpoint_dir, example_im
 def _random_model(generator, rng, V=9):
     params = {"generator": generator, "image_encoding_size": 8, "word_encoding_size": 8,
               "hidden_size": 8, "tanhC_version": 0, "rnn_relu_encoders": 0, "rnn_feed_once": 0}
-    model = generators.init_model(params, 6, V, np.zeros(V), rng, dtype=np.float64)
+    model = captioning.init_model(params, 6, V, np.zeros(V), rng, dtype=np.float64)
     for k in model:
         model[k] = rng.normal(scale=1.0, size=model[k].shape)
     return model, params
@@ -43,10 +43,10 @@ def _greedy(model, params, feats, max_steps=20):
     """Greedy decoding written plainly, one image at a time."""
     out = []
     for f in feats:
-        state = generators.start(model, f[None], params)
+        state = captioning.start(model, f[None], params)
         prev, words, total = 0, [], 0.0
         for _ in range(max_steps):
-            logprobs, state = generators.step(model, state, np.array([prev]), params)
+            logprobs, state = captioning.step(model, state, np.array([prev]), params)
             prev = int(np.argmax(logprobs[0]))
             words.append(prev)
             total += logprobs[0, prev]
@@ -80,10 +80,10 @@ def test_wide_beam_finds_the_best_sequence_found_by_brute_force(generator):
             for seq in itertools.product(range(V), repeat=length):
                 if 0 in seq[:-1] or (length < steps and seq[-1] != 0):
                     continue  # END only last; short sequences must end
-                state = generators.start(model, f[None], params)
+                state = captioning.start(model, f[None], params)
                 prev, total = 0, 0.0
                 for w in seq:
-                    logprobs, state = generators.step(model, state, np.array([prev]), params)
+                    logprobs, state = captioning.step(model, state, np.array([prev]), params)
                     total += logprobs[0, w]
                     prev = w
                 best = max(best, (total, list(seq)))

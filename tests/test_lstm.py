@@ -3,7 +3,9 @@ time (dropout included), prediction steps against the training forward."""
 import numpy as np
 import pytest
 
-from neuraltalk import generators
+from neuraltalk.layers.packed import layout
+from neuraltalk.models import module_of
+from neuraltalk.models import captioning
 from neuraltalk.batches import Batch
 from neuraltalk.gradcheck import check_gradients
 
@@ -26,7 +28,7 @@ def _batch(rng, lengths=LENGTHS):
 
 
 def _model(params, rng):
-    model = generators.init_model(params, D, V, np.zeros(V), rng, dtype=np.float64)
+    model = captioning.init_model(params, D, V, np.zeros(V), rng, dtype=np.float64)
     for k in model:  # larger weights than the default init: a sterner check
         model[k] = rng.normal(scale=0.5, size=model[k].shape)
     return model
@@ -35,7 +37,7 @@ def _model(params, rng):
 def _sentence_masks(batch, masks):
     """The packed dropout masks cut into NeuralTalk's per-sentence masks: U (n+2, E) over
     [x_img, START, words] and U2 (n+1, H) over the scored states."""
-    lay = generators.layout(batch.words, batch.lengths)
+    lay = layout(batch.words, batch.lengths)
     enc, dec = masks
     B = len(batch.lengths)
     out = {}
@@ -80,15 +82,15 @@ def test_gradients_of_every_parameter_and_input_match_finite_differences(tanhC):
     params = _params(tanhC)
     model = _model(params, rng)
     batch = _batch(rng)
-    lay = generators.layout(batch.words, batch.lengths)
-    masks = generators.dropout_masks(params, model, lay, rng)  # fixed, nonzero dropout
+    lay = layout(batch.words, batch.lengths)
+    masks = module_of(params).dropout_masks(params, model, lay, rng)  # fixed, nonzero dropout
     assert (masks[0] == 0).any() and (masks[1] == 0).any()
     feats = batch.feats  # perturbed in place by the check
 
     def cost():
-        return generators.batch_cost(model, batch, params, masks=masks)[0]["total_cost"]
+        return captioning.batch_cost(model, batch, params, masks=masks)[0]["total_cost"]
 
-    _, grads, dfeats = generators.batch_cost(model, batch, params, masks=masks,
+    _, grads, dfeats = captioning.batch_cost(model, batch, params, masks=masks,
                                              return_dfeats=True)
     arrays = dict(model, feats=feats)
     grads = dict(grads, feats=dfeats)
@@ -103,9 +105,9 @@ def test_batch_cost_with_dropout_equals_neuraltalk_one_sentence_at_a_time(tanhC)
     params = _params(tanhC)
     model = _model(params, rng)
     batch = _batch(rng)
-    masks = generators.dropout_masks(params, model, generators.layout(batch.words, batch.lengths),
+    masks = module_of(params).dropout_masks(params, model, layout(batch.words, batch.lengths),
                                      rng)
-    cost, _ = generators.batch_cost(model, batch, params, masks=masks)
+    cost, _ = captioning.batch_cost(model, batch, params, masks=masks)
     loss, reg, ppl2, ntokens = _reference(model, batch, params, _sentence_masks(batch, masks))
     assert cost["loss_cost"] == pytest.approx(loss, rel=1e-12)
     assert cost["reg_cost"] == pytest.approx(reg, rel=1e-12)
@@ -119,8 +121,8 @@ def test_batch_cost_without_dropout_in_float32_is_close_to_float64():
     model = _model(params, rng)
     batch = _batch(rng)
     model32 = {k: v.astype(np.float32) for k, v in model.items()}
-    cost32, grads32 = generators.batch_cost(model32, batch, params, rng=np.random.default_rng(0))
-    cost64, grads64 = generators.batch_cost(model, batch, params)
+    cost32, grads32 = captioning.batch_cost(model32, batch, params, rng=np.random.default_rng(0))
+    cost64, grads64 = captioning.batch_cost(model, batch, params)
     assert cost32["total_cost"] == pytest.approx(_reference(model, batch, params)[0]
                                                  + cost64["reg_cost"], rel=1e-5)
     for k in grads64:
@@ -134,14 +136,14 @@ def test_prediction_steps_score_sentences_as_the_training_forward_does(tanhC):
     params = _params(tanhC)
     model = _model(params, rng)
     batch = _batch(rng)
-    state = generators.start(model, batch.feats, params)
+    state = captioning.start(model, batch.feats, params)
     total = 0.0
     targets = np.concatenate([batch.words, np.zeros((len(LENGTHS), 1), int)], axis=1)
     prev = np.zeros(len(LENGTHS), int)  # START
     for t in range(max(LENGTHS) + 1):
-        logprobs, state = generators.step(model, state, prev, params)
+        logprobs, state = captioning.step(model, state, prev, params)
         scored = t <= batch.lengths
         total += logprobs[scored, np.where(t < batch.lengths, targets[:, t], 0)[scored]].sum()
         prev = targets[:, t]
-    cost, _ = generators.batch_cost(model, batch, dict(params, regc=0))
+    cost, _ = captioning.batch_cost(model, batch, dict(params, regc=0))
     assert -total / len(LENGTHS) == pytest.approx(cost["loss_cost"], rel=1e-12)

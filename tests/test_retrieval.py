@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from neuraltalk import alignment
-from neuraltalk.retrieval import ranks, recall_table, score_matrix
+from neuraltalk.batches import Batch
+from neuraltalk.metrics.retrieval import ranks, recall_table
+from neuraltalk.models import brnn
 
 
 def test_ranks_equal_a_plain_loop():
@@ -41,15 +42,15 @@ def test_recall_table():
 def test_score_matrix_in_chunks_equals_the_batch_scores(kind):
     rng = np.random.default_rng(1)
     params = {"embedding_size": 8, "word_vector_size": 6, "score": kind}
-    model = alignment.init_model(params, 5, 12, rng, dtype=np.float64)
+    model = brnn.init(params, 5, 12, rng, dtype=np.float64)
     K, R, T = 6, 4, 7
     feats = rng.normal(size=(K, R, 5))
     counts = rng.integers(1, R + 1, size=K)
     lengths = rng.integers(1, T + 1, size=K)
     words = rng.integers(1, 12, size=(K, T)) * (np.arange(T) < lengths[:, None])
-    cost, _ = alignment.batch_cost(model, (feats, counts, words, lengths), params,
-                                   return_scores=True)
-    for chunk in (7, 20, 10000):  # one sentence per chunk, a few, all at once
-        S = score_matrix(model, params, feats, counts, words, lengths, chunk_columns=chunk)
+    cost, _ = brnn.loss(model, Batch(None, words, lengths, None, None, feats, counts), params,
+                        return_scores=True)
+    for chunk in (1, 10, 10000):  # one sentence per chunk, a few, all at once
+        S = brnn.score_matrix(model, params, feats, counts, words, lengths, chunk_words=chunk)
         np.testing.assert_allclose(S, cost["S"], rtol=1e-5)
 

@@ -4,7 +4,9 @@ forward."""
 import numpy as np
 import pytest
 
-from neuraltalk import generators
+from neuraltalk.layers.packed import layout
+from neuraltalk.models import module_of
+from neuraltalk.models import captioning
 from neuraltalk.batches import Batch
 from neuraltalk.gradcheck import check_gradients
 
@@ -30,7 +32,7 @@ def _batch(rng, lengths=LENGTHS):
 
 
 def _model(params, rng):
-    model = generators.init_model(params, D, V, np.zeros(V), rng, dtype=np.float64)
+    model = captioning.init_model(params, D, V, np.zeros(V), rng, dtype=np.float64)
     for k in model:  # larger weights than the default init: a sterner check
         model[k] = rng.normal(scale=0.5, size=model[k].shape)
     return model
@@ -39,7 +41,7 @@ def _model(params, rng):
 def _sentence_masks(batch, masks):
     """The packed dropout masks cut into NeuralTalk's per-sentence masks: Us (n+1, E) over
     [START, words], Ui (H,) over x_img, U2 (n+1, H) over the states."""
-    lay = generators.layout(batch.words, batch.lengths)
+    lay = layout(batch.words, batch.lengths)
     (enc_words, enc_image), dec = masks
     out = {}
     for j, b in enumerate(lay.order):
@@ -94,8 +96,8 @@ def test_gradients_of_every_parameter_and_input_match_finite_differences(option)
         rng = np.random.default_rng(seed)
         model = _model(params, rng)
         batch = _batch(rng)
-        masks = generators.dropout_masks(params, model,
-                                         generators.layout(batch.words, batch.lengths), rng)
+        masks = module_of(params).dropout_masks(params, model,
+                                         layout(batch.words, batch.lengths), rng)
         margin = _reference(model, batch, params, _sentence_masks(batch, masks))[-1]
         if margin > 0.02:
             break
@@ -104,9 +106,9 @@ def test_gradients_of_every_parameter_and_input_match_finite_differences(option)
     feats = batch.feats  # perturbed in place by the check
 
     def cost():
-        return generators.batch_cost(model, batch, params, masks=masks)[0]["total_cost"]
+        return captioning.batch_cost(model, batch, params, masks=masks)[0]["total_cost"]
 
-    _, grads, dfeats = generators.batch_cost(model, batch, params, masks=masks,
+    _, grads, dfeats = captioning.batch_cost(model, batch, params, masks=masks,
                                              return_dfeats=True)
     arrays = dict(model, feats=feats)
     grads = dict(grads, feats=dfeats)
@@ -124,9 +126,9 @@ def test_batch_cost_with_dropout_equals_neuraltalk_one_sentence_at_a_time(option
     params = _params(option)
     model = _model(params, rng)
     batch = _batch(rng)
-    masks = generators.dropout_masks(params, model, generators.layout(batch.words, batch.lengths),
+    masks = module_of(params).dropout_masks(params, model, layout(batch.words, batch.lengths),
                                      rng)
-    cost, _ = generators.batch_cost(model, batch, params, masks=masks)
+    cost, _ = captioning.batch_cost(model, batch, params, masks=masks)
     loss, reg, ppl2, ntokens, _ = _reference(model, batch, params, _sentence_masks(batch, masks))
     assert cost["loss_cost"] == pytest.approx(loss, rel=1e-12)
     assert cost["reg_cost"] == pytest.approx(reg, rel=1e-12)
@@ -140,22 +142,22 @@ def test_prediction_steps_score_sentences_as_the_training_forward_does(option):
     params = _params(option)
     model = _model(params, rng)
     batch = _batch(rng)
-    state = generators.start(model, batch.feats, params)
+    state = captioning.start(model, batch.feats, params)
     total = 0.0
     targets = np.concatenate([batch.words, np.zeros((len(LENGTHS), 1), int)], axis=1)
     prev = np.zeros(len(LENGTHS), int)  # START
     for t in range(max(LENGTHS) + 1):
-        logprobs, state = generators.step(model, state, prev, params)
+        logprobs, state = captioning.step(model, state, prev, params)
         scored = t <= batch.lengths
         total += logprobs[scored, np.where(t < batch.lengths, targets[:, t], 0)[scored]].sum()
         prev = targets[:, t]
-    cost, _ = generators.batch_cost(model, batch, dict(params, regc=0))
+    cost, _ = captioning.batch_cost(model, batch, dict(params, regc=0))
     assert -total / len(LENGTHS) == pytest.approx(cost["loss_cost"], rel=1e-12)
 
 
 def test_init_is_neuraltalks():
     params = _params((0, 0))
-    model = generators.init_model(params, 3000, 400, np.linspace(-3, 0, 400),
+    model = captioning.init_model(params, 3000, 400, np.linspace(-3, 0, 400),
                                   np.random.default_rng(0))
     assert model["We"].shape == (3000, H) and model["Wxh"].shape == (E, H)
     assert model["Wd"].shape == (H, 400) and model["Ws"].shape == (400, E)
