@@ -30,12 +30,6 @@ def test_encode_keeps_one_column_when_every_sentence_is_empty():
     assert words.shape == (2, 1) and (words == 0).all() and (lengths == 0).all()
 
 
-def test_batch_mask_marks_the_real_words():
-    b = Batch(np.zeros((2, 1), np.float32), np.array([[4, 5, 0], [1, 0, 0]], np.int32),
-              np.array([2, 1], np.int32), np.array([0, 1]), np.array([0, 1]))
-    np.testing.assert_array_equal(b.mask, [[True, True, False], [True, False, False]])
-
-
 def test_table_holds_every_sentence_of_the_split_grouped_by_image(tiny):
     table = SentenceTable(tiny, WORDTOIX, "train")
     assert len(table) == 8
@@ -71,7 +65,8 @@ def test_sampled_batch_is_padded_trimmed_and_matches_its_images(tiny):
     assert (B, T) == (64, batch.lengths.max()) and batch.feats.shape == (64, 3)
     assert batch.feats.dtype == np.float32 and batch.words.dtype == np.int32
     assert batch.lengths.dtype == np.int32 and batch.image_ids.dtype == np.int64
-    assert (batch.words[~batch.mask] == 0).all() and (batch.words[batch.mask] > 0).all()
+    real = np.arange(T) < batch.lengths[:, None]
+    assert (batch.words[~real] == 0).all() and (batch.words[real] > 0).all()
     np.testing.assert_array_equal(batch.feats, 3 * batch.image_ids[:, None] + np.arange(3))
     for imgid, sentid, words, n in zip(batch.image_ids, batch.sent_ids, batch.words,
                                        batch.lengths):
@@ -130,3 +125,16 @@ def test_evaluation_can_stop_after_max_images(tiny):
     ids = np.concatenate([b.image_ids for b in table.iter_batches(3, max_images=2)])
     np.testing.assert_array_equal(ids, [0, 0, 1, 1])
     assert list(table.iter_batches(3, max_images=0)) == []
+
+
+def test_batches_carry_their_images_regions_when_the_table_has_them(shapes_root):
+    from neuraltalk.dataset import load_dataset
+    from neuraltalk.regions import load_regions
+    dataset = load_dataset("shapes", data_root=shapes_root)
+    regions = load_regions(dataset.folder, len(dataset.images))
+    table = SentenceTable(dataset, {"#START#": 0, "a": 1}, "train", regions)
+    batch = table.batch(np.array([0, 7, 3]))
+    feats, counts = regions.rows(batch.image_ids)
+    np.testing.assert_array_equal(batch.regions, feats)
+    np.testing.assert_array_equal(batch.region_counts, counts)
+    assert SentenceTable(dataset, {"#START#": 0}, "train").batch(np.array([0])).regions is None
