@@ -8,7 +8,7 @@ candidates. After max_steps steps decoding stops, finished or not. One generator
 """
 import numpy as np
 
-from neuraltalk import generators
+from neuraltalk.models import module_of
 
 
 def beam_search(model, params, feats, beam_size=1, max_steps=20):
@@ -16,12 +16,12 @@ def beam_search(model, params, feats, beam_size=1, max_steps=20):
 
     A sequence ends with 0 (END) when it finished within max_steps.
     """
-    gen = generators.module(params)
+    gen = module_of(params)
     N = len(feats)
     K = max(1, int(beam_size))
     if N == 0:
         return []
-    state = generators.start(model, feats, params)
+    state = gen.start(model, np.asarray(feats, dtype=model["Wd"].dtype), params)
     # beam (n, k) lives in row n*K + k; at first only beam 0 of each image exists
     state = {name: np.repeat(a, K, axis=0) for name, a in state.items()}
     scores = np.full((N, K), -np.inf)
