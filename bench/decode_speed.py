@@ -14,7 +14,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from neuraltalk import generators  # noqa: E402
+from neuraltalk.models import captioning  # noqa: E402
 from neuraltalk.decoding import decode_in_batches  # noqa: E402
 
 
@@ -28,7 +28,7 @@ def main():
     params = {"generator": "lstm", "image_encoding_size": E, "word_encoding_size": E,
               "hidden_size": H, "tanhC_version": 0}
     bias = np.r_[-20.0, np.log(rng.dirichlet(np.ones(V - 1)) + 1e-9)]  # END never likely
-    model = generators.init_model(params, D, V, bias, rng)
+    model = captioning.init_model(params, D, V, bias, rng)
     feats = np.maximum(rng.normal(size=(args.images, D)), 0).astype(np.float32)
     print("LSTM D=%d E=H=%d V=%d, %d images, float32" % (D, E, V, args.images))
     for beam_size in (1, 7):

@@ -13,8 +13,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from neuraltalk import alignment  # noqa: E402
-from neuraltalk.retrieval import ranks, recall_table, score_matrix  # noqa: E402
+from neuraltalk.metrics.retrieval import ranks, recall_table  # noqa: E402
+from neuraltalk.models import brnn  # noqa: E402
 
 
 def peak_mb():
@@ -31,14 +31,14 @@ def main():
     rng = np.random.default_rng(0)
     n, R, D, T, V = args.images, 20, 4096, 12, 10000
     params = {"embedding_size": args.embedding_size, "word_vector_size": 300, "score": "max"}
-    model = alignment.init_model(params, D, V, rng)
+    model = brnn.init(params, D, V, rng)
     feats = np.maximum(rng.standard_normal(size=(n, R, D), dtype=np.float32), 0)
     counts = np.full(n, R)
     words = rng.integers(1, V, size=(5 * n, T)).astype(np.int32)
     lengths = np.full(5 * n, T)
     before = peak_mb()
     t0 = time.perf_counter()
-    S = score_matrix(model, params, feats, counts, words, lengths)
+    S = brnn.score_matrix(model, params, feats, counts, words, lengths)
     i2t, t2i = ranks(S, np.repeat(np.arange(n), 5))
     table = recall_table(i2t, t2i)
     seconds = time.perf_counter() - t0

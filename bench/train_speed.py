@@ -18,7 +18,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from neuraltalk import generators, solvers  # noqa: E402
+from neuraltalk import solvers  # noqa: E402
+from neuraltalk.models import captioning  # noqa: E402
 from neuraltalk.batches import Batch  # noqa: E402
 
 CONFIGS = {"A": dict(D=4096, E=256, H=256, V=2538), "B": dict(D=4096, E=512, H=512, V=10000)}
@@ -71,7 +72,7 @@ def measure(generator, cfg, repeats, sgemm_n=1536):
               "drop_prob_encoder": 0.5, "drop_prob_decoder": 0.5, "regc": 1e-8,
               "solver": "rmsprop", "learning_rate": 1e-3, "decay_rate": 0.999,
               "smooth_eps": 1e-8, "grad_clip": 5}
-    model = generators.init_model(params, cfg["D"], cfg["V"], np.zeros(cfg["V"]), rng)
+    model = captioning.init_model(params, cfg["D"], cfg["V"], np.zeros(cfg["V"]), rng)
     cache = solvers.init_cache(model, params)
     a = rng.random((sgemm_n, sgemm_n), dtype=np.float32)
     b = rng.random((sgemm_n, sgemm_n), dtype=np.float32)
@@ -79,7 +80,7 @@ def measure(generator, cfg, repeats, sgemm_n=1536):
     times, flops, sgemm = [], [], []
     for i, batch in enumerate(batches):
         t0 = time.perf_counter()
-        _, grads = generators.batch_cost(model, batch, params, rng)
+        _, grads = captioning.batch_cost(model, batch, params, rng)
         solvers.update(model, grads, cache, params)
         t = time.perf_counter() - t0
         s = sgemm_seconds(a, b)
