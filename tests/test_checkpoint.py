@@ -42,15 +42,32 @@ def test_failed_save_keeps_the_previous_file(tmp_path):
     assert os.listdir(tmp_path) == ["c.p"]
 
 
-class _Exploit:
+class _CreatesFile:
+    """Unpickling this with the plain pickle module creates the file at `path`."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
     def __reduce__(self):
-        return (os.system, ("echo owned > /dev/null",))
+        return (open, (self.path, "w"))
 
 
-def test_malicious_pickle_is_refused(tmp_path):
+def test_malicious_pickle_is_refused_before_it_runs(tmp_path):
     path = tmp_path / "evil.p"
-    path.write_bytes(pickle.dumps({"model": _Exploit(), "params": {}}))
-    with pytest.raises(NeuralTalkError, match="refusing to load checkpoint .*evil.p.*system"):
+    path.write_bytes(pickle.dumps({"model": _CreatesFile(tmp_path / "owned"), "params": {}}))
+    with pytest.raises(NeuralTalkError, match="refusing to load checkpoint .*evil.p.*io.open"):
+        load_checkpoint(str(path))
+    assert not (tmp_path / "owned").exists()
+
+
+def test_checkpoint_with_a_persistent_id_is_refused(tmp_path):
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return "x" if isinstance(obj, _CreatesFile) else None
+    path = tmp_path / "pid.p"
+    with open(path, "wb") as f:
+        Pickler(f).dump({"model": _CreatesFile(tmp_path / "owned"), "params": {}})
+    with pytest.raises(NeuralTalkError, match="pid.p is corrupt"):
         load_checkpoint(str(path))
 
 

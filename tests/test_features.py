@@ -1,6 +1,9 @@
 """python -m neuraltalk.features: tasks.txt, vgg_feats.mat, features.json, regions.h5."""
 import json
 import os
+import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -8,6 +11,27 @@ import scipy.io
 
 from neuraltalk import features
 from neuraltalk.regions import load_regions
+
+
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class _CreatesFile:
+    """Unpickling this with the plain pickle module creates the file at `path`."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def _run_features(*args):
+    """python -m neuraltalk.features ARGS from this checkout: (exit code, stdout, stderr)."""
+    env = dict(os.environ, PYTHONPATH=CHECKOUT)
+    done = subprocess.run([sys.executable, "-m", "neuraltalk.features", *map(str, args)],
+                          capture_output=True, text=True, env=env)
+    return done.returncode, done.stdout, done.stderr
 
 
 @pytest.fixture
@@ -51,3 +75,13 @@ def test_unknown_weights_file_is_a_clear_error(tmp_path, capsys):
     assert features.main([str(tmp_path), "--cnn", "vgg16", "--weights",
                           str(tmp_path / "none.h5")]) == 2
     assert "none.h5 do not exist" in capsys.readouterr().err
+
+
+def test_weights_file_that_runs_code_is_refused_on_one_line(tmp_path):
+    evil = tmp_path / "evil.pth"  # a legacy .pth whose first record (the magic number) runs code
+    evil.write_bytes(pickle.dumps(_CreatesFile(tmp_path / "owned"), protocol=2))
+    code, _, err = _run_features(tmp_path, "--cnn", "efficientnet-lite0", "--weights", evil)
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1 and "evil.pth" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "owned").exists()
