@@ -14,7 +14,8 @@ import collections
 import io
 import os
 import pickle
-import tempfile
+import secrets
+import stat
 
 import numpy as np
 
@@ -65,14 +66,25 @@ def load_checkpoint(path):
     return checkpoint
 
 
-def save_checkpoint(path, checkpoint):
-    """Pickle `checkpoint` to `path` atomically: a crash never leaves half a file there."""
+def atomic_write(path, write):
+    """Replace `path` with what `write(f)` writes to a binary file, atomically: a crash
+    never leaves half a file there. A new file gets the mode open() would give it (0666
+    less the umask); a rewritten one keeps its permissions."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".p", dir=folder)
+    try:
+        keep_mode = stat.S_IMODE(os.stat(path).st_mode) & 0o777
+    except FileNotFoundError:
+        keep_mode = None
+    # Not tempfile.mkstemp: its files are 0600 and os.replace keeps that. A random name
+    # opened with O_EXCL is as safe, and the kernel applies the umask to 0666.
+    tmp = os.path.join(folder, ".tmp-" + secrets.token_hex(8))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
-            pickle.dump(checkpoint, f, protocol=pickle.HIGHEST_PROTOCOL)
+            if keep_mode is not None:
+                os.chmod(tmp, keep_mode)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -82,19 +94,14 @@ def save_checkpoint(path, checkpoint):
         raise
 
 
+def save_checkpoint(path, checkpoint):
+    """Pickle `checkpoint` to `path` atomically (see atomic_write)."""
+    atomic_write(path, lambda f: pickle.dump(checkpoint, f, protocol=pickle.HIGHEST_PROTOCOL))
+
+
 def atomic_write_text(path, text):
     """Write a text file (JSON, HTML) atomically, as checkpoints are."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def model_as(model, dtype):

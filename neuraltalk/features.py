@@ -86,10 +86,11 @@ def run(extractor, paths, batch_size=16, progress=True):
 
 def save_feature_file(folder, feats):
     """vgg_feats.mat (D x N, MATLAB v5) or, above v5's 2 GB limit, vgg_feats.npy."""
+    from neuraltalk.checkpoint import atomic_write
     from neuraltalk.feature_files import save_features_mat
     if feats.nbytes >= 2 ** 31:
         path = os.path.join(folder, "vgg_feats.npy")
-        np.save(path, feats)
+        atomic_write(path, lambda f: np.save(f, feats))
     else:
         path = os.path.join(folder, "vgg_feats.mat")
         save_features_mat(path, feats)

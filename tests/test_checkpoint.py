@@ -4,7 +4,7 @@ import pickle
 import numpy as np
 import pytest
 
-from neuraltalk.checkpoint import load_checkpoint, save_checkpoint
+from neuraltalk.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
 from neuraltalk.errors import NeuralTalkError
 
 
@@ -40,6 +40,33 @@ def test_failed_save_keeps_the_previous_file(tmp_path):
         save_checkpoint(path, bad)
     assert open(path, "rb").read() == before
     assert os.listdir(tmp_path) == ["c.p"]
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+WRITERS = {"checkpoint": lambda path: save_checkpoint(path, _checkpoint()),
+           "text": lambda path: atomic_write_text(path, "{}")}
+
+
+@pytest.mark.parametrize("write", WRITERS.values(), ids=WRITERS.keys())
+def test_new_file_gets_the_mode_the_umask_gives(tmp_path, umask_022, write):
+    path = str(tmp_path / "new")
+    write(path)
+    assert oct(os.stat(path).st_mode & 0o7777) == "0o644"
+
+
+@pytest.mark.parametrize("write", WRITERS.values(), ids=WRITERS.keys())
+def test_rewritten_file_keeps_its_mode(tmp_path, umask_022, write):
+    path = tmp_path / "old"
+    path.write_text("before")
+    path.chmod(0o640)
+    write(str(path))
+    assert oct(os.stat(path).st_mode & 0o7777) == "0o640" and path.read_bytes() != b"before"
 
 
 class _CreatesFile:

@@ -85,3 +85,21 @@ def test_weights_file_that_runs_code_is_refused_on_one_line(tmp_path):
     assert err.startswith("error: ") and err.count("\n") == 1 and "evil.pth" in err
     assert "Traceback" not in err
     assert not (tmp_path / "owned").exists()
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_rewritten_tasks_keep_their_mode_and_new_files_follow_the_umask(photos, umask_022):
+    tasks = photos / "tasks.txt"
+    tasks.write_text("cat.jpg\nbroken.jpg\n")
+    tasks.chmod(0o640)
+    assert features.main([str(photos), "--cnn", "shapes-extractor"]) == 0
+    assert tasks.read_text() == "cat.jpg\n"
+    assert oct(os.stat(tasks).st_mode & 0o7777) == "0o640"
+    for name in ("features.json", "vgg_feats.mat"):
+        assert oct(os.stat(photos / name).st_mode & 0o7777) == "0o644", name
