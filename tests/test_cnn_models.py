@@ -170,21 +170,90 @@ def test_tensor_reaching_past_its_storage_is_refused(tmp_path, torch_pickle):
         load_state_dict(str(path))
 
 
-def _random_vgg_file(path, rng):
+def _write_keras_file(path, layers, layout="keras2"):
+    """A Keras HDF5 weights file of {layer: [kernel, bias]}, as Keras writes it: the root's
+    `layer_names` attribute lists the layers (weightless ones too), each layer group's
+    `weight_names` lists its datasets in order. Keras 2 nests them as
+    <layer>/<layer>/kernel:0; Keras 1 (the distributed VGG-16 file) stores <layer>_W_1:0
+    and <layer>_b_1:0 in the layer's group. "model_weights" is a whole-model file."""
     import h5py
-    from neuraltalk.cnn import vgg16
     with h5py.File(path, "w") as f:
-        cin = 3
-        for (b, n, c) in vgg16.BLOCKS:
-            for i in range(n):
-                g = f.create_group("block%d_conv%d/block%d_conv%d" % (b, i + 1, b, i + 1))
-                g["kernel:0"] = rng.normal(0, np.sqrt(2 / (9 * cin)), (3, 3, cin, c)).astype(np.float32)
-                g["bias:0"] = np.zeros(c, np.float32)
-                cin = c
-        for name, shape in (("fc1", (25088, 4096)), ("fc2", (4096, 4096))):
-            g = f.create_group(name + "/" + name)
-            g["kernel:0"] = rng.normal(0, np.sqrt(2 / shape[0]), shape).astype(np.float32)
-            g["bias:0"] = np.zeros(shape[1], np.float32)
+        root = f.create_group("model_weights") if layout == "model_weights" else f
+        names = ["input_1"] + list(layers) + ["flatten"]
+        root.attrs["layer_names"] = np.array([n.encode() for n in names])
+        for name in names:
+            g = root.create_group(name)
+            arrays = layers.get(name, [])
+            if layout == "keras1":
+                weight_names = ["%s_%s_1:0" % (name, kind) for kind in "Wb"[:len(arrays)]]
+            else:
+                weight_names = ["%s/%s:0" % (name, kind) for kind in ("kernel", "bias")[:len(arrays)]]
+            g.attrs["weight_names"] = np.array([w.encode() for w in weight_names], dtype="S")
+            for w, array in zip(weight_names, arrays):
+                g[w] = array
+
+
+def _tiny_layers(rng, names):
+    return {name: [rng.normal(size=(3, 3, 2, 4)).astype(np.float32),
+                   rng.normal(size=4).astype(np.float32)] for name in names}
+
+
+def test_vgg16_reads_keras1_and_keras2_layouts_alike(tmp_path):
+    from neuraltalk.cnn.vgg16 import read_keras_weights
+    layers = _tiny_layers(np.random.default_rng(0), ["block1_conv1", "fc2"])
+    read = {}
+    for layout in ("keras1", "keras2", "model_weights"):
+        path = str(tmp_path / (layout + ".h5"))
+        _write_keras_file(path, layers, layout)
+        read[layout] = read_keras_weights(path, ["block1_conv1", "fc2"])
+    for layout, weights in read.items():
+        for name, (kernel, bias) in layers.items():
+            np.testing.assert_array_equal(weights[name][0], kernel, err_msg=layout)
+            np.testing.assert_array_equal(weights[name][1], bias, err_msg=layout)
+
+
+def test_vgg16_file_missing_a_layer_is_one_clear_line(tmp_path):
+    from neuraltalk.cnn import vgg16
+    rng = np.random.default_rng(0)
+    path = str(tmp_path / "vgg16_notop.h5")
+    _write_keras_file(path, {"block1_conv1": [rng.normal(size=(3, 3, 3, 64)).astype(np.float32),
+                                              np.zeros(64, np.float32)]}, "keras1")
+    with pytest.raises(NeuralTalkError, match="vgg16_notop.h5 has no layer block1_conv2") as e:
+        vgg16.load(path)
+    assert "\n" not in str(e.value)
+
+
+def test_vgg16_layer_of_the_wrong_shape_is_a_clear_error(tmp_path):
+    from neuraltalk.cnn import vgg16
+    path = str(tmp_path / "th.h5")  # Theano's kernel order (out, in, kh, kw)
+    _write_keras_file(path, {"block1_conv1": [np.zeros((64, 3, 3, 3), np.float32),
+                                              np.zeros(64, np.float32)]})
+    with pytest.raises(NeuralTalkError, match=r"th.h5: block1_conv1 has a kernel of shape "
+                                              r"\(64, 3, 3, 3\), expected \(3, 3, 3, 64\)"):
+        vgg16.load(path)
+
+
+def test_vgg16_file_that_is_not_hdf5_is_a_clear_error(tmp_path):
+    from neuraltalk.cnn import vgg16
+    path = tmp_path / "vgg16.h5"
+    path.write_bytes(b"<html>404</html>")
+    with pytest.raises(NeuralTalkError, match="vgg16.h5 is not"):
+        vgg16.load(str(path))
+
+
+def _random_vgg_file(path, rng):
+    from neuraltalk.cnn import vgg16
+    layers, cin = {}, 3
+    for (b, n, c) in vgg16.BLOCKS:
+        for i in range(n):
+            layers["block%d_conv%d" % (b, i + 1)] = [
+                rng.normal(0, np.sqrt(2 / (9 * cin)), (3, 3, cin, c)).astype(np.float32),
+                np.zeros(c, np.float32)]
+            cin = c
+    for name, shape in (("fc1", (25088, 4096)), ("fc2", (4096, 4096))):
+        layers[name] = [rng.normal(0, np.sqrt(2 / shape[0]), shape).astype(np.float32),
+                        np.zeros(shape[1], np.float32)]
+    _write_keras_file(path, layers)
 
 
 @pytest.mark.slow
