@@ -49,12 +49,12 @@ def load(path):
                               "applications' VGG16 file) or an .npz of the same layout")
     if not os.path.exists(path):
         raise NeuralTalkError("VGG-16 weights %s do not exist" % path)
-    net = {}
-    for name, arrays in _read(path, list(weight_shapes())):
+    net, shapes = {}, weight_shapes()
+    for name, arrays in _read(path, list(shapes)):
         if len(arrays) != 2:
             raise NeuralTalkError("%s: layer %s holds %d weights, expected a kernel and a bias"
                                   % (path, name, len(arrays)))
-        for what, array, shape in zip(("kernel", "bias"), arrays, weight_shapes()[name]):
+        for what, array, shape in zip(("kernel", "bias"), arrays, shapes[name]):
             if array.shape != shape:
                 raise NeuralTalkError(
                     "%s: %s has a %s of shape %s, expected %s (the Keras applications' "
