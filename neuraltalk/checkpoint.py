@@ -9,44 +9,37 @@ scalars and the builtin containers, numbers and strings, so a pickle that names 
 other callable is refused before anything runs. NeuralTalk's model-zoo files are
 Python 2 pickles, read with `encoding="latin1"`.
 """
+import codecs
+import collections
 import io
 import os
 import pickle
-import tempfile
+import secrets
+import stat
 
 import numpy as np
 
+from neuraltalk import safe_pickle
 from neuraltalk.errors import NeuralTalkError
 
-# (module, name) pairs a checkpoint may reference: how NumPy pickles arrays, dtypes
-# and scalars (numpy.core became numpy._core in NumPy 2; both spellings occur), and
-# how Python 3 pickles bytes at protocol 2.
-_ALLOWED = {
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.numeric", "_frombuffer"),
-    ("numpy._core.numeric", "_frombuffer"),
-    ("_codecs", "encode"),
-    ("collections", "OrderedDict"),
+try:
+    from numpy._core import multiarray as _multiarray, numeric as _numeric
+except ImportError:  # NumPy 1
+    from numpy.core import multiarray as _multiarray, numeric as _numeric
+
+# The names a checkpoint may reference: how NumPy pickles arrays, dtypes and scalars
+# (numpy.core became numpy._core in NumPy 2; both spellings occur), how Python 3 pickles
+# bytes at protocol 2, and OrderedDict.
+ALLOWED = {
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    **{(core + ".multiarray", name): getattr(_multiarray, name)
+       for core in ("numpy.core", "numpy._core") for name in ("_reconstruct", "scalar")},
+    **{(core + ".numeric", "_frombuffer"): _numeric._frombuffer
+       for core in ("numpy.core", "numpy._core")},
+    ("_codecs", "encode"): codecs.encode,
+    ("collections", "OrderedDict"): collections.OrderedDict,
 }
-
-
-class _Forbidden(pickle.UnpicklingError):
-    """A pickle that names a callable a checkpoint never holds."""
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    def find_class(self, module, name):
-        if (module, name) in _ALLOWED:
-            if module.startswith("numpy.core"):
-                module = "numpy._core" + module[len("numpy.core"):]
-            return super().find_class(module, name)
-        raise _Forbidden(
-            "it references %s.%s, which a checkpoint never holds" % (module, name))
 
 
 def load_checkpoint(path):
@@ -57,11 +50,12 @@ def load_checkpoint(path):
     except OSError as e:
         raise NeuralTalkError("cannot read checkpoint %s: %s" % (path, e.strerror)) from None
     try:
-        checkpoint = _RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
-    except _Forbidden as e:
+        checkpoint = safe_pickle.load(io.BytesIO(data), ALLOWED, encoding="latin1")
+    except safe_pickle.Forbidden as e:
         raise NeuralTalkError(
-            "refusing to load checkpoint %s: %s. Only load checkpoints you trust, "
-            "written by neuraltalk or NeuralTalk." % (path, e)) from None
+            "refusing to load checkpoint %s: it references %s, which a checkpoint never "
+            "holds. Only load checkpoints you trust, written by neuraltalk or NeuralTalk."
+            % (path, e)) from None
     except Exception as e:  # truncated or not a pickle at all
         raise NeuralTalkError(
             "checkpoint %s is corrupt or not a checkpoint (%s: %s)"
@@ -72,14 +66,25 @@ def load_checkpoint(path):
     return checkpoint
 
 
-def save_checkpoint(path, checkpoint):
-    """Pickle `checkpoint` to `path` atomically: a crash never leaves half a file there."""
+def atomic_write(path, write):
+    """Replace `path` with what `write(f)` writes to a binary file, atomically: a crash
+    never leaves half a file there. A new file gets the mode open() would give it (0666
+    less the umask); a rewritten one keeps its permissions."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".p", dir=folder)
+    try:
+        keep_mode = stat.S_IMODE(os.stat(path).st_mode) & 0o777
+    except FileNotFoundError:
+        keep_mode = None
+    # Not tempfile.mkstemp: its files are 0600 and os.replace keeps that. A random name
+    # opened with O_EXCL is as safe, and the kernel applies the umask to 0666.
+    tmp = os.path.join(folder, ".tmp-" + secrets.token_hex(8))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
-            pickle.dump(checkpoint, f, protocol=pickle.HIGHEST_PROTOCOL)
+            if keep_mode is not None:
+                os.chmod(tmp, keep_mode)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -89,19 +94,14 @@ def save_checkpoint(path, checkpoint):
         raise
 
 
+def save_checkpoint(path, checkpoint):
+    """Pickle `checkpoint` to `path` atomically (see atomic_write)."""
+    atomic_write(path, lambda f: pickle.dump(checkpoint, f, protocol=pickle.HIGHEST_PROTOCOL))
+
+
 def atomic_write_text(path, text):
     """Write a text file (JSON, HTML) atomically, as checkpoints are."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def model_as(model, dtype):

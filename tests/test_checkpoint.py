@@ -4,7 +4,7 @@ import pickle
 import numpy as np
 import pytest
 
-from neuraltalk.checkpoint import load_checkpoint, save_checkpoint
+from neuraltalk.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
 from neuraltalk.errors import NeuralTalkError
 
 
@@ -42,15 +42,59 @@ def test_failed_save_keeps_the_previous_file(tmp_path):
     assert os.listdir(tmp_path) == ["c.p"]
 
 
-class _Exploit:
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+WRITERS = {"checkpoint": lambda path: save_checkpoint(path, _checkpoint()),
+           "text": lambda path: atomic_write_text(path, "{}")}
+
+
+@pytest.mark.parametrize("write", WRITERS.values(), ids=WRITERS.keys())
+def test_new_file_gets_the_mode_the_umask_gives(tmp_path, umask_022, write):
+    path = str(tmp_path / "new")
+    write(path)
+    assert oct(os.stat(path).st_mode & 0o7777) == "0o644"
+
+
+@pytest.mark.parametrize("write", WRITERS.values(), ids=WRITERS.keys())
+def test_rewritten_file_keeps_its_mode(tmp_path, umask_022, write):
+    path = tmp_path / "old"
+    path.write_text("before")
+    path.chmod(0o640)
+    write(str(path))
+    assert oct(os.stat(path).st_mode & 0o7777) == "0o640" and path.read_bytes() != b"before"
+
+
+class _CreatesFile:
+    """Unpickling this with the plain pickle module creates the file at `path`."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
     def __reduce__(self):
-        return (os.system, ("echo owned > /dev/null",))
+        return (open, (self.path, "w"))
 
 
-def test_malicious_pickle_is_refused(tmp_path):
+def test_malicious_pickle_is_refused_before_it_runs(tmp_path):
     path = tmp_path / "evil.p"
-    path.write_bytes(pickle.dumps({"model": _Exploit(), "params": {}}))
-    with pytest.raises(NeuralTalkError, match="refusing to load checkpoint .*evil.p.*system"):
+    path.write_bytes(pickle.dumps({"model": _CreatesFile(tmp_path / "owned"), "params": {}}))
+    with pytest.raises(NeuralTalkError, match="refusing to load checkpoint .*evil.p.*io.open"):
+        load_checkpoint(str(path))
+    assert not (tmp_path / "owned").exists()
+
+
+def test_checkpoint_with_a_persistent_id_is_refused(tmp_path):
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return "x" if isinstance(obj, _CreatesFile) else None
+    path = tmp_path / "pid.p"
+    with open(path, "wb") as f:
+        Pickler(f).dump({"model": _CreatesFile(tmp_path / "owned"), "params": {}})
+    with pytest.raises(NeuralTalkError, match="pid.p is corrupt"):
         load_checkpoint(str(path))
 
 

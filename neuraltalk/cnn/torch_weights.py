@@ -5,8 +5,10 @@ per storage under `archive/data/`), and the legacy stream (a magic number, a pro
 version and system info, the pickled object, the list of storage keys, then each
 storage as an 8-byte element count followed by its raw little-endian bytes). In both,
 the pickle references storages by persistent id and rebuilds tensors with
-torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...). A restricted
-unpickler admits only those callables and OrderedDict, so a .pth file cannot run code.
+torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...). Every record,
+the legacy header included, goes through neuraltalk.safe_pickle with an allow-list of
+those callables (mapped to NumPy stand-ins here) and OrderedDict, so a .pth file cannot
+run code; a tensor must lie inside its storage.
 """
 import collections
 import io
@@ -15,6 +17,7 @@ import zipfile
 
 import numpy as np
 
+from neuraltalk import safe_pickle
 from neuraltalk.errors import NeuralTalkError
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -33,8 +36,20 @@ class _Tensor:
     def __init__(self, storage, offset, size, stride):
         self.storage, self.offset, self.size, self.stride = storage, offset, tuple(size), tuple(stride)
 
-    def array(self):
+    def array(self, name):
         flat = self.storage.data
+        if flat is None:
+            raise ValueError("tensor %r uses storage %s, which the file does not hold"
+                             % (name, self.storage.key))
+        # as_strided does no bounds checks: a crafted size or stride would read memory
+        # outside the storage, or a zero stride ask for an array of any size
+        last = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride))
+        count = int(np.prod(self.size, dtype=object))
+        if count and (self.offset < 0 or min(self.stride, default=0) < 0 or last >= flat.size
+                      or count > flat.size):
+            raise ValueError("tensor %r (offset %d, size %s, stride %s) reaches past the end of "
+                             "its storage of %d elements" % (name, self.offset, self.size,
+                                                             self.stride, flat.size))
         itemsize = flat.itemsize
         view = np.lib.stride_tricks.as_strided(
             flat[self.offset:], shape=self.size, strides=[s * itemsize for s in self.stride])
@@ -42,6 +57,11 @@ class _Tensor:
 
 
 def _rebuild_tensor(storage, offset, size, stride, *rest):
+    if not (isinstance(storage, _Storage) and isinstance(offset, int)
+            and all(isinstance(n, int) and n >= 0 for n in size)
+            and all(isinstance(s, int) for s in stride) and len(size) == len(stride)):
+        raise pickle.UnpicklingError("a malformed tensor (offset %.20r, size %.40r, stride %.40r)"
+                                     % (offset, size, stride))
     return _Tensor(storage, offset, size, stride)
 
 
@@ -50,29 +70,24 @@ class _StorageType:
         self.dtype = STORAGE_DTYPES[name]
 
 
-class _Unpickler(pickle.Unpickler):
-    def __init__(self, f, storages):
-        super().__init__(f)
-        self.storages = storages
+# what torch.save's pickles name, and what each name means here
+ALLOWED = {("collections", "OrderedDict"): collections.OrderedDict,
+           ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+           **{("torch", name): _StorageType(name) for name in STORAGE_DTYPES}}
 
-    def find_class(self, module, name):
-        if (module, name) == ("collections", "OrderedDict"):
-            return collections.OrderedDict
-        if module == "torch._utils" and name == "_rebuild_tensor_v2":
-            return _rebuild_tensor
-        if module == "torch" and name in STORAGE_DTYPES:
-            return _StorageType(name)
-        raise pickle.UnpicklingError("a weights file never holds %s.%s" % (module, name))
 
-    def persistent_load(self, pid):
+def _load_record(f, storages):
+    """The next pickle in `f`; its storages (persistent ids) are collected in `storages`."""
+    def persistent_load(pid):
         # ('storage', storage type, key, location, numel[, view metadata])
-        kind, storage_type, key = pid[0], pid[1], str(pid[2])
-        if kind != "storage":
-            raise pickle.UnpicklingError("unknown persistent id %r" % (kind,))
-        dtype = storage_type.dtype if isinstance(storage_type, _StorageType) else np.dtype(storage_type)
-        if key not in self.storages:
-            self.storages[key] = _Storage(key, dtype)
-        return self.storages[key]
+        if not (isinstance(pid, tuple) and len(pid) >= 3 and pid[0] == "storage"
+                and isinstance(pid[1], _StorageType)):
+            raise pickle.UnpicklingError("an unknown persistent id %.60r" % (pid,))
+        key = str(pid[2])
+        if key not in storages:
+            storages[key] = _Storage(key, pid[1].dtype)
+        return storages[key]
+    return safe_pickle.load(f, ALLOWED, persistent_load)
 
 
 def load_state_dict(path):
@@ -88,21 +103,27 @@ def load_state_dict(path):
             state = _load_zip(data, storages)
         else:
             state = _load_legacy(data, storages)
-    except (pickle.UnpicklingError, EOFError, ValueError, KeyError) as e:
+        if not isinstance(state, dict):
+            raise NeuralTalkError("%s does not hold a state dict (a dict of tensors)" % path)
+        if "state_dict" in state and isinstance(state["state_dict"], dict):
+            state = state["state_dict"]
+        return {k: v.array(k) for k, v in state.items() if isinstance(v, _Tensor)}
+    except safe_pickle.Forbidden as e:
+        raise NeuralTalkError("refusing to load weights %s: it references %s, which a weights "
+                              "file never holds. Only use weights you trust." % (path, e)) from None
+    except (pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError, IndexError,
+            zipfile.BadZipFile) as e:
         raise NeuralTalkError("%s is not a PyTorch weights file this reader accepts: %s"
                               % (path, e)) from None
-    if not isinstance(state, dict):
-        raise NeuralTalkError("%s does not hold a state dict (a dict of tensors)" % path)
-    if "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    return {k: v.array() for k, v in state.items() if isinstance(v, _Tensor)}
 
 
 def _load_zip(data, storages):
     archive = zipfile.ZipFile(io.BytesIO(data))
-    pkl = [n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"][0]
-    prefix = pkl[:-len("data.pkl")]
-    state = _Unpickler(io.BytesIO(archive.read(pkl)), storages).load()
+    pkl = [n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
+    if not pkl:
+        raise ValueError("a zip file without data.pkl")
+    prefix = pkl[0][:-len("data.pkl")]
+    state = _load_record(io.BytesIO(archive.read(pkl[0])), storages)
     for key, storage in storages.items():
         storage.data = np.frombuffer(archive.read(prefix + "data/" + key), dtype=storage.dtype)
     return state
@@ -110,13 +131,13 @@ def _load_zip(data, storages):
 
 def _load_legacy(data, storages):
     f = io.BytesIO(data)
-    plain = lambda: pickle.Unpickler(f).load()  # noqa: E731 (numbers and dicts only)
-    if plain() != LEGACY_MAGIC:
+    # the header holds numbers and a dict of them only: an empty allow-list
+    if safe_pickle.load(f, {}) != LEGACY_MAGIC:
         raise ValueError("no PyTorch magic number")
-    plain()  # protocol version
-    plain()  # system info
-    state = _Unpickler(f, storages).load()
-    keys = _Unpickler(f, storages).load()
+    safe_pickle.load(f, {})  # protocol version
+    safe_pickle.load(f, {})  # system info
+    state = _load_record(f, storages)
+    keys = _load_record(f, storages)
     for key in keys:
         count = int(np.frombuffer(f.read(8), dtype="<i8")[0])
         storage = storages[str(key)]
