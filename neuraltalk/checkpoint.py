@@ -66,10 +66,12 @@ def load_checkpoint(path):
     return checkpoint
 
 
-def atomic_write(path, write):
+def atomic_write(path, write, by_name=False):
     """Replace `path` with what `write(f)` writes to a binary file, atomically: a crash
     never leaves half a file there. A new file gets the mode open() would give it (0666
-    less the umask); a rewritten one keeps its permissions."""
+    less the umask); a rewritten one keeps its permissions. With `by_name`, `write` gets
+    the temporary file's path instead, for libraries that open files themselves (h5py's
+    file-object driver wants a readable file and is slower than its own)."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     try:
@@ -84,8 +86,9 @@ def atomic_write(path, write):
         with os.fdopen(fd, "wb") as f:
             if keep_mode is not None:
                 os.chmod(tmp, keep_mode)
-            write(f)
+            write(tmp if by_name else f)
             f.flush()
+            # fsync flushes the file, whichever descriptor wrote it
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:  # including KeyboardInterrupt: remove the partial file

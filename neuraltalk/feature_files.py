@@ -19,6 +19,7 @@ import os
 
 import numpy as np
 
+from neuraltalk.checkpoint import atomic_write
 from neuraltalk.errors import NeuralTalkError
 
 FEATURE_FILE_NAMES = ("vgg_feats.mat", "vgg_feats.npy", "vgg_feats.h5")
@@ -218,13 +219,4 @@ def save_features_mat(path, feats):
         raise NeuralTalkError(
             "%s: %.1f GB of features do not fit a MATLAB v5 file (2 GB at most); "
             "write .npy instead" % (path, feats.nbytes / 1e9))
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, ".tmp-" + os.path.basename(path))
-    try:
-        scipy.io.savemat(tmp, {"feats": feats.T}, appendmat=False, do_compression=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, lambda f: scipy.io.savemat(f, {"feats": feats.T}, do_compression=False))

@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 
+from neuraltalk.checkpoint import atomic_write
 from neuraltalk.errors import NeuralTalkError
 
 
@@ -72,10 +73,12 @@ def load_regions(folder_or_path, n_images=None):
 
 
 def save_regions(path, feats, boxes, counts):
+    """Write regions.h5 (layout above) atomically; h5py opens the temporary file by name."""
     import h5py
-    tmp = path + ".tmp"
-    with h5py.File(tmp, "w") as f:
-        f["feats"] = np.asarray(feats, dtype=np.float32)
-        f["boxes"] = np.asarray(boxes, dtype=np.int32)
-        f["counts"] = np.asarray(counts, dtype=np.int32)
-    os.replace(tmp, path)
+
+    def write(tmp):
+        with h5py.File(tmp, "w") as f:
+            f["feats"] = np.asarray(feats, dtype=np.float32)
+            f["boxes"] = np.asarray(boxes, dtype=np.int32)
+            f["counts"] = np.asarray(counts, dtype=np.int32)
+    atomic_write(path, write, by_name=True)

@@ -205,3 +205,42 @@ def test_wrong_shapes_are_refused(tmp_path):
         f["feats"] = np.ones((0, 4), np.float32)
     with pytest.raises(NeuralTalkError, match=r"shape \(0, 4\); expected a non-empty N x D"):
         load_features(str(tmp_path / "x.h5"))
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_save_features_mat_new_file_gets_the_mode_the_umask_gives(tmp_path, umask_022):
+    path = tmp_path / "vgg_feats.mat"
+    save_features_mat(str(path), np.ones((3, 2)))
+    assert oct(os.stat(path).st_mode & 0o7777) == "0o644"
+
+
+def test_save_features_mat_rewritten_file_keeps_its_mode(tmp_path, umask_022):
+    path = tmp_path / "vgg_feats.mat"
+    save_features_mat(str(path), np.ones((3, 2)))
+    path.chmod(0o640)
+    save_features_mat(str(path), np.zeros((3, 2)))
+    assert oct(os.stat(path).st_mode & 0o7777) == "0o640"
+    np.testing.assert_array_equal(load_features(str(path))[0:3], np.zeros((3, 2)))
+
+
+def test_failed_save_features_mat_keeps_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "vgg_feats.mat"
+    save_features_mat(str(path), np.ones((3, 2)))
+    before = path.read_bytes()
+
+    savemat = scipy.io.savemat
+
+    def savemat_then_disk_full(*args, **kwargs):
+        savemat(*args, **kwargs)
+        raise OSError("disk full")
+    monkeypatch.setattr(scipy.io, "savemat", savemat_then_disk_full)
+    with pytest.raises(OSError, match="disk full"):
+        save_features_mat(str(path), np.zeros((3, 2)))
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["vgg_feats.mat"]

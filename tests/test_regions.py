@@ -1,4 +1,6 @@
 """The region-feature file: a round trip, lazy rows, and a clear error for each way it can be wrong."""
+import os
+
 import h5py
 import numpy as np
 import pytest
@@ -96,3 +98,34 @@ def test_non_finite_features(tmp_path):
     regions.rows([0, 1])  # the bad row is not read
     with pytest.raises(NeuralTalkError, match="NaN or infinite"):
         regions.rows([2])
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_new_file_gets_the_mode_the_umask_gives(tmp_path, umask_022):
+    _write(tmp_path)
+    assert oct(os.stat(tmp_path / "regions.h5").st_mode & 0o7777) == "0o644"
+    assert os.listdir(tmp_path) == ["regions.h5"]
+
+
+def test_rewritten_file_keeps_its_mode(tmp_path, umask_022):
+    _write(tmp_path, seed=0)
+    (tmp_path / "regions.h5").chmod(0o640)
+    feats, _, _ = _write(tmp_path, seed=1)
+    assert oct(os.stat(tmp_path / "regions.h5").st_mode & 0o7777) == "0o640"
+    np.testing.assert_array_equal(load_regions(str(tmp_path)).rows(np.arange(4))[0], feats)
+
+
+def test_failed_save_keeps_the_old_file_and_no_temporary(tmp_path):
+    _write(tmp_path)
+    before = (tmp_path / "regions.h5").read_bytes()
+    with pytest.raises(ValueError):  # counts that are not numbers fail after feats is written
+        save_regions(str(tmp_path / "regions.h5"), np.zeros((4, 3, 5)), np.zeros((4, 3, 4)),
+                     np.array(["one", "two", "three", "four"]))
+    assert (tmp_path / "regions.h5").read_bytes() == before
+    assert os.listdir(tmp_path) == ["regions.h5"]
