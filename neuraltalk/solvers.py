@@ -85,8 +85,3 @@ def update(model, grads, cache, params):
             step = np.divide(m, denom, out=tmp)
             step *= lr / (1 - b1 ** t)
             x -= step
-
-
-def init_cache(model, params):
-    """An empty solver state: update() creates each array the first time it needs it."""
-    return {}

@@ -106,7 +106,7 @@ def test_batch_cost_with_dropout_equals_neuraltalk_one_sentence_at_a_time(tanhC)
     model = _model(params, rng)
     batch = _batch(rng)
     masks = module_of(params).dropout_masks(params, model, layout(batch.words, batch.lengths),
-                                     rng)
+                                            rng)
     cost, _ = captioning.batch_cost(model, batch, params, masks=masks)
     loss, reg, ppl2, ntokens = _reference(model, batch, params, _sentence_masks(batch, masks))
     assert cost["loss_cost"] == pytest.approx(loss, rel=1e-12)
@@ -122,6 +122,9 @@ def test_batch_cost_without_dropout_in_float32_is_close_to_float64():
     batch = _batch(rng)
     model32 = {k: v.astype(np.float32) for k, v in model.items()}
     cost32, grads32 = captioning.batch_cost(model32, batch, params, rng=np.random.default_rng(0))
+    evaluation, no_grads = captioning.batch_cost(model, batch, params, compute_grads=False)
+    assert no_grads is None
+    assert evaluation["loss_cost"] == pytest.approx(_reference(model, batch, params)[0], rel=1e-12)
     cost64, grads64 = captioning.batch_cost(model, batch, params)
     assert cost32["total_cost"] == pytest.approx(_reference(model, batch, params)[0]
                                                  + cost64["reg_cost"], rel=1e-5)

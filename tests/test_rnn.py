@@ -127,7 +127,7 @@ def test_batch_cost_with_dropout_equals_neuraltalk_one_sentence_at_a_time(option
     model = _model(params, rng)
     batch = _batch(rng)
     masks = module_of(params).dropout_masks(params, model, layout(batch.words, batch.lengths),
-                                     rng)
+                                            rng)
     cost, _ = captioning.batch_cost(model, batch, params, masks=masks)
     loss, reg, ppl2, ntokens, _ = _reference(model, batch, params, _sentence_masks(batch, masks))
     assert cost["loss_cost"] == pytest.approx(loss, rel=1e-12)
