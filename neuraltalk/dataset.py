@@ -50,6 +50,14 @@ class Dataset:
         return images
 
 
+def check_max_images(max_images, flag="--max_images"):
+    """Refuse a limit on the images that is neither positive nor -1 (all): 0 would
+    otherwise read as "all", the opposite of what it says."""
+    if max_images != -1 and max_images < 1:
+        raise NeuralTalkError("%s %s: must be positive, or -1 for all" % (flag, max_images))
+    return max_images
+
+
 def resolve_folder(name_or_path, data_root="data"):
     """The folder of a dataset given by name (data_root/<name>) or by path."""
     under_root = os.path.join(data_root, name_or_path)
