@@ -1,7 +1,8 @@
 """A training run's files, as the commands that read them see them.
 
 driver.py keeps, per run, its best checkpoint
-`model_checkpoint_<dataset>_<host>_<fappend>_<val perplexity>.p` (perplexity %.2f), a
+`model_checkpoint_<dataset>_<host>_<fappend>_<val perplexity>.p` (perplexity %.2f; lower
+is better, for the alignment model too, whose number is a negated score), a
 `..._last.p` and, after Ctrl-C, a `..._interrupted.p`. eval_sentence_predictions.py and
 predict_on_images.py take either a checkpoint file or such a run's folder (`cv/`), whose
 best checkpoint they then use.
@@ -12,8 +13,9 @@ import re
 from neuraltalk.errors import NeuralTalkError
 
 # The perplexity is the last field, so the run's prefix may itself hold underscores and
-# digits (host names, --fappend values). `inf` is what %.2f makes of a diverged run.
-_BEST = re.compile(r"^model_checkpoint_(?P<run>.+)_(?P<ppl>[0-9]+(?:\.[0-9]+)?|inf)\.p$")
+# digits (host names, --fappend values). `inf` is what %.2f makes of a diverged run; the
+# alignment model's "perplexity" is a negated retrieval score, so it may be negative.
+_BEST = re.compile(r"^model_checkpoint_(?P<run>.+)_(?P<ppl>-?(?:[0-9]+(?:\.[0-9]+)?|inf))\.p$")
 _OTHER = re.compile(r"^model_checkpoint_(?P<run>.+)_(?:last|interrupted)\.p$")
 
 

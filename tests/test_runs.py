@@ -33,6 +33,12 @@ def test_perplexities_compare_as_numbers_not_as_text(tmp_path):
     assert best_checkpoint(str(tmp_path)).endswith("_20.00.p")
 
 
+def test_the_alignment_models_negated_scores_count_too(tmp_path):
+    write_checkpoints(tmp_path, "model_checkpoint_shapes_h_x_-1.50.p",
+                      "model_checkpoint_shapes_h_x_-4.24.p", "model_checkpoint_shapes_h_x_0.10.p")
+    assert best_checkpoint(str(tmp_path)).endswith("_-4.24.p")
+
+
 def test_a_run_prefix_may_end_in_digits(tmp_path):
     write_checkpoints(tmp_path, "model_checkpoint_shapes_node_7_3.10.p",
                       "model_checkpoint_shapes_node_7_last.p")
