@@ -8,7 +8,7 @@ import pytest
 
 import driver
 import eval_sentence_predictions
-from neuraltalk import mrf, region_captions
+from neuraltalk import mrf, region_captions, shapes
 from neuraltalk.checkpoint import save_checkpoint
 from neuraltalk.dataset import load_dataset
 
@@ -41,6 +41,31 @@ def test_driver_trains_the_alignment_model_and_eval_writes_retrieval_json(alignm
 
 
 @pytest.mark.slow  # trains the alignment model for 60 iterations
+def test_retrieval_leaves_out_test_images_without_sentences_with_a_note(alignment_checkpoint,
+                                                                        shapes_root, tmp_path,
+                                                                        capsys):
+    from neuraltalk.checkpoint import load_checkpoint
+    source = os.path.join(shapes_root, "shapes")
+    folder = tmp_path / "unsure"
+    folder.mkdir()
+    blob = json.load(open(os.path.join(source, "dataset.json")))
+    test = [img for img in blob["images"] if img["split"] == "test"]
+    for img in test[:3]:
+        img["sentences"], img["sentids"] = [], []
+    (folder / "dataset.json").write_text(json.dumps(blob))
+    for name in ("vgg_feats.npy", "features.json", "regions.h5"):
+        os.symlink(os.path.join(source, name), folder / name)
+    checkpoint = load_checkpoint(alignment_checkpoint)
+    checkpoint["params"] = dict(checkpoint["params"], dataset=str(folder))
+    save_checkpoint(str(tmp_path / "ckpt.p"), checkpoint)
+    assert eval_sentence_predictions.main([str(tmp_path / "ckpt.p"), "--out", str(tmp_path),
+                                           "--max_images", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "3 test images have no sentences: left out" in out
+    assert "retrieval on 20 images" in out
+
+
+@pytest.mark.slow  # trains the alignment model for 60 iterations
 def test_mrf_command_writes_snippets_and_reports_accuracy(alignment_checkpoint, shapes_root,
                                                           tmp_path, capsys):
     assert mrf.main([alignment_checkpoint, "--out", str(tmp_path), "--max_images", "20",
@@ -69,7 +94,7 @@ def test_region_dataset_trains_a_generator(alignment_checkpoint, shapes_root, tm
     data = load_dataset(out)
     assert len(data.images) == len(images) > 0
     assert all(img["region"] >= 1 and "objects" in img for img in images)
-    assert data.feature_width == 342
+    assert data.feature_width == shapes.FEATURE_WIDTH
     cv = tmp_path / "cv"
     assert driver.main(["--dataset", out, "--checkpoint_output_directory", str(cv),
                         "--worker_status_output_directory", str(cv / "status"),
