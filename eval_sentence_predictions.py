@@ -1,4 +1,5 @@
-"""Score a checkpoint on a test split: `python eval_sentence_predictions.py cv/checkpoint.p`.
+"""Score a checkpoint on a test split: `python eval_sentence_predictions.py cv/checkpoint.p`,
+or `python eval_sentence_predictions.py cv/` for the best checkpoint of the run in cv/.
 
 Caption generators: BLEU-1..4, METEOR, ROUGE-L, CIDEr-D, perplexity; writes
 result_struct.json and result.html. Alignment models (--model brnn): image-sentence
@@ -12,7 +13,8 @@ from neuraltalk.errors import run_reporting_errors
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("checkpoint_path", help="a checkpoint written by driver.py or NeuralTalk")
+    p.add_argument("checkpoint_path", help="a checkpoint written by driver.py or NeuralTalk, "
+                   "or a run's folder (its best checkpoint)")
     p.add_argument("--split", default="test", choices=["train", "val", "test", "restval"],
                    help="the split to evaluate")
     p.add_argument("--max_images", type=int, default=-1, help="at most this many images (-1: all)")
@@ -25,9 +27,10 @@ def main(argv=None):
     if args.beam_size < 1:
         p.error("--beam_size must be at least 1")
     from neuraltalk.evaluate import evaluate_checkpoint
+    from neuraltalk.runs import checkpoint_file
     return run_reporting_errors(lambda: evaluate_checkpoint(
-        args.checkpoint_path, args.split, args.max_images, args.beam_size, args.out,
-        args.data_root, with_meteor=not args.no_meteor))
+        checkpoint_file(args.checkpoint_path), args.split, args.max_images, args.beam_size,
+        args.out, args.data_root, with_meteor=not args.no_meteor))
 
 
 if __name__ == "__main__":

@@ -50,6 +50,14 @@ class Dataset:
         return images
 
 
+def check_max_images(max_images, flag="--max_images"):
+    """Refuse a limit on the images that is neither positive nor -1 (all): 0 would
+    otherwise read as "all", the opposite of what it says."""
+    if max_images != -1 and max_images < 1:
+        raise NeuralTalkError("%s %s: must be positive, or -1 for all" % (flag, max_images))
+    return max_images
+
+
 def resolve_folder(name_or_path, data_root="data"):
     """The folder of a dataset given by name (data_root/<name>) or by path."""
     under_root = os.path.join(data_root, name_or_path)
@@ -127,7 +135,7 @@ def check_images(blob, path):
             if key not in img:
                 raise NeuralTalkError("%s: image %d has no %r" % (path, i, key))
         imgid = img["imgid"]
-        if not isinstance(imgid, int) or isinstance(imgid, bool) or not 0 <= imgid < n:
+        if not _is_int(imgid) or not 0 <= imgid < n:
             raise NeuralTalkError(
                 "%s: image %d has imgid %r, outside 0..%d: imgid indexes the feature rows, "
                 "one per image" % (path, i, imgid, n - 1))
@@ -139,13 +147,27 @@ def check_images(blob, path):
                                   % (path, i, img["split"], ", ".join(SPLITS)))
         if not isinstance(img["sentences"], list):
             raise NeuralTalkError("%s: image %d: 'sentences' is not a list" % (path, i))
+        if "sentids" in img and not (isinstance(img["sentids"], list)
+                                     and all(_is_int(k) for k in img["sentids"])):
+            raise NeuralTalkError("%s: image %d has sentids %r: expected a list of integers"
+                                  % (path, i, img["sentids"]))
         for j, sent in enumerate(img["sentences"]):
             if not isinstance(sent, dict) or "tokens" not in sent:
                 raise NeuralTalkError("%s: sentence %d of image %d has no 'tokens'" % (path, j, i))
             if not isinstance(sent["tokens"], list):
                 raise NeuralTalkError("%s: sentence %d of image %d: 'tokens' is not a list"
                                       % (path, j, i))
+            for k, token in enumerate(sent["tokens"]):
+                if not isinstance(token, str):
+                    raise NeuralTalkError("%s: sentence %d of image %d: token %d is %r, not a "
+                                          "string" % (path, j, i, k, token))
+            if "imgid" in sent and not _is_int(sent["imgid"]):
+                raise NeuralTalkError("%s: sentence %d of image %d has imgid %r: imgids are "
+                                      "integers" % (path, j, i, sent["imgid"]))
             sentid = sent.get("sentid")
+            if "sentid" in sent and not _is_int(sentid):
+                raise NeuralTalkError("%s: sentence %d of image %d has sentid %r: sentids are "
+                                      "integers" % (path, j, i, sentid))
             if sentid is not None:
                 if sentid in sentids:
                     raise NeuralTalkError("%s: sentid %r appears twice (images %d and %d)"
@@ -154,3 +176,7 @@ def check_images(blob, path):
         by_id[imgid] = img
         position[imgid] = i
     return by_id
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is no id

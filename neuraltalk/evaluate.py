@@ -12,18 +12,20 @@ import time
 from neuraltalk import generators
 from neuraltalk.batches import SentenceTable
 from neuraltalk.checkpoint import load_checkpoint
-from neuraltalk.dataset import load_dataset
+from neuraltalk.dataset import check_max_images, load_dataset
 from neuraltalk.decoding import caption_text, decode_in_batches
 from neuraltalk.errors import NeuralTalkError
 from neuraltalk.metrics import COCO_KEYS, score_captions
 from neuraltalk.report import write_evaluation_page, write_json
+from neuraltalk.runs import output_folder
 
 
 def evaluate_checkpoint(checkpoint_path, split="test", max_images=-1, beam_size=1,
                         out=None, data_root=None, with_meteor=True):
+    check_max_images(max_images)
     checkpoint = load_checkpoint(checkpoint_path)
     params = checkpoint["params"]
-    out = out or os.path.dirname(os.path.abspath(checkpoint_path))
+    out = output_folder(out or os.path.dirname(os.path.abspath(checkpoint_path)))
     if params.get("model", "generator") == "brnn":
         from neuraltalk import retrieval
         return retrieval.evaluate_checkpoint(checkpoint, checkpoint_path, split, max_images,
@@ -35,7 +37,7 @@ def evaluate_checkpoint(checkpoint_path, split="test", max_images=-1, beam_size=
         raise NeuralTalkError("%s was trained on %d-d features but %s has %d-d features"
                               % (checkpoint_path, model["We"].shape[0], dataset.folder,
                                  dataset.feature_width))
-    images = dataset.split(split)
+    images, skipped = with_references(dataset.split(split), split)
     if max_images > 0:
         images = images[:max_images]
     ids = [img["imgid"] for img in images]
@@ -52,6 +54,7 @@ def evaluate_checkpoint(checkpoint_path, split="test", max_images=-1, beam_size=
     references = {img["imgid"]: [" ".join(s["tokens"]) for s in img["sentences"]]
                   for img in images}
     corpus, per_image, notes = score_captions(references, candidates, with_meteor)
+    notes = skipped + notes
 
     val = SentenceTable(dataset, checkpoint["wordtoix"], "val")
     perplexity = generators.perplexity(model, val, params, params.get("eval_batch_size", 100))
@@ -78,7 +81,6 @@ def evaluate_checkpoint(checkpoint_path, split="test", max_images=-1, beam_size=
               "metrics": metrics, "multi_bleu": {k: v for k, v in corpus.items()
                                                  if k.startswith("multibleu")},
               "notes": notes, **summary, "imgblobs": blobs}
-    os.makedirs(out, exist_ok=True)
     json_path = os.path.join(out, "result_struct.json")
     html_path = os.path.join(out, "result.html")
     write_json(json_path, result)
@@ -89,6 +91,19 @@ def evaluate_checkpoint(checkpoint_path, split="test", max_images=-1, beam_size=
     print_table(corpus, summary, notes)
     print("wrote %s and %s" % (json_path, html_path))
     return result
+
+
+def with_references(images, split):
+    """The images that have sentences to score against, and a note on those left out."""
+    kept = [img for img in images if img["sentences"]]
+    if not kept:
+        raise NeuralTalkError("no image of the %s split has sentences: there are no "
+                              "references to score captions against" % split)
+    if len(kept) == len(images):
+        return kept, []
+    note = ("%d %s images have no sentences: left out, as there are no references to score "
+            "them against" % (len(images) - len(kept), split))
+    return kept, [note]
 
 
 class _Rows:

@@ -192,6 +192,15 @@ def write_page(path, dataset, images, max_images=100):
                       "<table>%s</table></body></html>" % "\n".join(rows))
 
 
+def check_beta(beta):
+    """--beta weighs the MRF's smoothness term: a finite number >= 0 (None: the
+    checkpoint's); NaN would make every assignment equally bad."""
+    if beta is not None and not (np.isfinite(beta) and beta >= 0):
+        raise NeuralTalkError("--beta %s: the MRF's smoothness must be a finite number >= 0"
+                              % beta)
+    return beta
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -203,15 +212,18 @@ def main(argv=None):
     p.add_argument("--data_root", default=None)
     args = p.parse_args(argv)
     from neuraltalk.checkpoint import atomic_write_text, load_checkpoint
+    from neuraltalk.dataset import check_max_images
+    from neuraltalk.runs import output_folder
     try:
+        check_beta(args.beta)
+        check_max_images(args.max_images)
         checkpoint = load_checkpoint(args.checkpoint_path)
+        out = output_folder(args.out or os.path.dirname(os.path.abspath(args.checkpoint_path)))
         dataset, items = align_split(checkpoint, args.split, args.max_images, args.beta,
                                      args.data_root)
     except NeuralTalkError as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
-    out = args.out or os.path.dirname(os.path.abspath(args.checkpoint_path))
-    os.makedirs(out, exist_ok=True)
     images = by_image(items)
     atomic_write_text(os.path.join(out, "snippets.json"), json.dumps(images, indent=1))
     write_page(os.path.join(out, "snippets.html"), dataset, images)

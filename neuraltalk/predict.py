@@ -19,7 +19,7 @@ def read_tasks(root):
     if not os.path.exists(path):
         raise NeuralTalkError(
             "%s does not exist: list the images to caption in it, one file name a line "
-            "(python -m neuraltalk.features %s --cnn ... writes it)" % (path, root))
+            "(python -m neuraltalk.features %s --cnn CNN writes it)" % (path, root))
     with open(path, encoding="utf-8") as f:
         names = [line.strip() for line in f if line.strip()]
     if not names:
@@ -44,18 +44,24 @@ def image_features(root, names, params):
             return feats
     cnn = params.get("cnn")
     try:
-        from neuraltalk.features import extract_features
+        from neuraltalk.features import CNNS, extract_features
     except ImportError:
-        extract_features = None
-    if cnn and extract_features is not None:
+        CNNS, extract_features = (), None
+    # Only a CNN that needs nothing but the image runs here: VGG-16 needs a weights file,
+    # which this command has no flag for.
+    if cnn in CNNS and cnn != "vgg16" and extract_features is not None:
         print("no feature file in %s: extracting features with %s" % (root, cnn))
         return extract_features([os.path.join(root, n) for n in names], cnn)
+    missing = "no feature file (%s) in %s" % (", ".join(FEATURE_FILE_NAMES), root)
+    if cnn in CNNS or cnn is None:  # NeuralTalk's checkpoints name no CNN: theirs is VGG-16
+        raise NeuralTalkError(
+            "%s. Compute the features of the CNN the checkpoint was trained on first: python "
+            "-m neuraltalk.features %s --cnn %s%s" % (
+                missing, root, cnn or "vgg16", " --weights FILE" if cnn in (None, "vgg16") else ""))
     raise NeuralTalkError(
-        "no feature file (%s) in %s. Compute the CNN features the checkpoint was trained on "
-        "and save them there as vgg_feats.mat (D x N, in tasks.txt order)%s"
-        % (", ".join(FEATURE_FILE_NAMES), root,
-           "" if extract_features is None else
-           ", e.g. python -m neuraltalk.features %s --cnn vgg16 --weights FILE" % root))
+        "%s. The checkpoint was trained on features of %r, which neuraltalk.features does not "
+        "compute: save that CNN's features there as vgg_feats.mat (D x N, in tasks.txt order)"
+        % (missing, cnn))
 
 
 def predict_folder(checkpoint_path, root, beam_size=1):

@@ -23,6 +23,9 @@ Captions are tokenised with nltk's Treebank tokenizer (it needs no downloaded da
 lowercased and reduced to alphanumeric tokens, as in Karpathy's files. imgid runs 0..N-1
 in the order above; sentid 0..S-1 in the same order. The features must then be computed
 in imgid order: `python -m neuraltalk.features <out folder> --cnn ...` does that.
+
+An existing dataset.json in --out is replaced only with --overwrite, and never when it
+is one of the inputs.
 """
 import argparse
 import json
@@ -123,6 +126,7 @@ def coco_entries(caption_files, split_file, default_split):
         for i, img in enumerate(blob["images"]):
             if not isinstance(img, dict) or "id" not in img or "file_name" not in img:
                 raise NeuralTalkError("%s: images[%d] lacks 'id' or 'file_name'" % (path, i))
+            check_id(path, i, img["id"], blob["images"][0]["id"])
             if img["id"] in ids:
                 raise NeuralTalkError("%s: image id %r appears twice" % (path, img["id"]))
             if img["file_name"] in seen:
@@ -136,7 +140,7 @@ def coco_entries(caption_files, split_file, default_split):
                     or "image_id" not in a:
                 raise NeuralTalkError("%s: annotations[%d] lacks 'image_id' or a 'caption' "
                                       "string" % (path, i))
-            if a["image_id"] not in ids:
+            if not isinstance(a["image_id"], (int, str)) or a["image_id"] not in ids:
                 raise NeuralTalkError("%s: annotations[%d] is about image_id %r, which is not "
                                       "in its 'images'" % (path, i, a["image_id"]))
             captions.setdefault(a["image_id"], []).append(a["caption"].strip())
@@ -150,6 +154,36 @@ def coco_entries(caption_files, split_file, default_split):
                               "(first: %s): give every captions file the split file covers"
                               % (split_file, len(unknown), unknown[0]))
     return entries
+
+
+def check_id(path, i, cocoid, first):
+    """COCO image ids are integers; strings pass too, if every id of the file is one,
+    since the images are sorted by id."""
+    if isinstance(cocoid, bool) or not isinstance(cocoid, (int, str)):
+        raise NeuralTalkError("%s: images[%d] has id %r: ids must be integers (or all strings)"
+                              % (path, i, cocoid))
+    if isinstance(cocoid, str) != isinstance(first, str):
+        raise NeuralTalkError("%s: images[%d] has id %r, a %s, but images[0]'s is an %s: ids "
+                              "must be all integers or all strings"
+                              % (path, i, cocoid, type(cocoid).__name__, type(first).__name__))
+
+
+def check_output(out, inputs, overwrite):
+    """The path of dataset.json in `out`, refused when it exists (unless `overwrite`)
+    and always when it is one of the input files."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise NeuralTalkError("--out %s is a file, not a folder: give the dataset's folder" % out)
+    path = os.path.join(out, "dataset.json")
+    if not os.path.exists(path):
+        return path
+    for name in inputs:
+        if os.path.exists(name) and os.path.samefile(name, path):
+            raise NeuralTalkError("%s is also an input (%s): write the dataset to another "
+                                  "--out" % (path, name))
+    if not overwrite:
+        raise NeuralTalkError("%s exists: give --overwrite to replace it, or another --out"
+                              % path)
+    return path
 
 
 def flickr_entries(token_file, lists):
@@ -200,8 +234,15 @@ def main(argv=None):
     for s in (c, f):
         s.add_argument("--out", required=True, help="dataset folder to write dataset.json into")
         s.add_argument("--name", default=None, help="dataset name (default: the folder's)")
+        s.add_argument("--overwrite", action="store_true",
+                       help="replace an existing dataset.json in --out")
     args = p.parse_args(argv)
     try:
+        if args.source == "coco":
+            inputs = args.captions + ([args.splits] if args.splits else [])
+        else:
+            inputs = [args.tokens, args.train, args.val, args.test]
+        path = check_output(args.out, inputs, args.overwrite)
         if args.source == "coco":
             entries = coco_entries(args.captions, args.splits, args.default_split)
         else:
@@ -211,7 +252,6 @@ def main(argv=None):
             raise NeuralTalkError("no images to write: the inputs list none")
         name = args.name or os.path.basename(os.path.normpath(args.out))
         blob = build(name, entries)
-        path = os.path.join(args.out, "dataset.json")
         atomic_write_text(path, json.dumps(blob))
     except NeuralTalkError as e:
         print("error: %s" % e, file=sys.stderr)

@@ -27,9 +27,42 @@ import numpy as np
 from neuraltalk.errors import NeuralTalkError
 
 
-def build(checkpoint, out, beta=None, data_root=None, min_words=2):
+REGION_DATASET_FILES = ("dataset.json", "vgg_feats.npy", "features.json")
+
+
+def check_region_dataset_out(out, params, data_root=None, overwrite=False):
+    """Refuse to write the region dataset over the dataset it is made from (whatever
+    --overwrite says), over an existing dataset without --overwrite, or beside a feature
+    file that would be read instead of its vgg_feats.npy."""
+    from neuraltalk.dataset import resolve_folder
+    from neuraltalk.feature_files import FEATURE_FILE_NAMES
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise NeuralTalkError("--out %s is a file, not a folder: give the region dataset's "
+                              "folder" % out)
+    source = resolve_folder(params["dataset"], data_root or params.get("data_root", "data"))
+    regions = params.get("regions")
+    read = [source] + ([regions if os.path.isdir(regions) else os.path.dirname(regions)]
+                       if regions else [])
+    for folder in read:
+        if os.path.isdir(folder) and os.path.isdir(out) and os.path.samefile(folder, out):
+            raise NeuralTalkError("--out %s is the dataset the regions come from (%s): write "
+                                  "the region dataset to a folder of its own" % (out, folder))
+    present = [name for name in REGION_DATASET_FILES if os.path.exists(os.path.join(out, name))]
+    if present and not overwrite:
+        raise NeuralTalkError("%s exists: give --overwrite to replace the dataset there, or "
+                              "another --out" % os.path.join(out, present[0]))
+    shadows = [name for name in FEATURE_FILE_NAMES if name != "vgg_feats.npy"
+               and os.path.exists(os.path.join(out, name))]
+    if shadows:
+        raise NeuralTalkError("%s would be read instead of the region features this writes "
+                              "(vgg_feats.npy): remove it, or choose another --out"
+                              % os.path.join(out, shadows[0]))
+
+
+def build(checkpoint, out, beta=None, data_root=None, min_words=2, overwrite=False):
     from neuraltalk.mrf import align_split
     from neuraltalk.regions import load_regions
+    check_region_dataset_out(out, checkpoint["params"], data_root, overwrite)
     regions_of = {}
     for split in ("train", "val", "test"):
         dataset, items = align_split(checkpoint, split, beta=beta, data_root=data_root)
@@ -170,15 +203,25 @@ def main(argv=None):
     p.add_argument("--dataset", default=None, help="generator: the dataset whose regions to "
                    "caption (default: the one the region dataset came from)")
     p.add_argument("--data_root", default=None)
+    p.add_argument("--overwrite", action="store_true", help="alignment checkpoint: replace a "
+                   "region dataset already in --out (never the dataset it is made from)")
     args = p.parse_args(argv)
     from neuraltalk.checkpoint import atomic_write_text, load_checkpoint
+    from neuraltalk.dataset import check_max_images
+    from neuraltalk.mrf import check_beta
+    from neuraltalk.runs import output_folder
     try:
+        check_beta(args.beta)
+        check_max_images(args.max_images)
         checkpoint = load_checkpoint(args.checkpoint_path)
         if checkpoint["params"].get("model", "generator") == "brnn":
             if not args.out:
                 raise NeuralTalkError("--out is required: the folder of the region dataset to write")
-            images = build(checkpoint, args.out, args.beta, args.data_root, args.min_words)
+            images = build(checkpoint, args.out, args.beta, args.data_root, args.min_words,
+                           args.overwrite)
         else:
+            out = output_folder(args.out or
+                                os.path.dirname(os.path.abspath(args.checkpoint_path)))
             dataset, items = caption_regions(checkpoint, args.split, args.beam_size,
                                              args.max_images, args.data_root, args.dataset)
     except NeuralTalkError as e:
@@ -191,8 +234,6 @@ def main(argv=None):
                   args.out, len(images), ", ".join("%s %d" % kv for kv in counts.items()),
                   sum(len(img["sentences"]) for img in images), args.out))
         return 0
-    out = args.out or os.path.dirname(os.path.abspath(args.checkpoint_path))
-    os.makedirs(out, exist_ok=True)
     atomic_write_text(os.path.join(out, "region_captions.json"), json.dumps(items, indent=1))
     write_caption_page(os.path.join(out, "region_captions.html"), dataset, items)
     entries = [e for item in items for e in item["regions"]]

@@ -91,6 +91,10 @@ def evaluate_checkpoint(checkpoint, checkpoint_path, split="test", max_images=-1
     dataset = load_dataset(params["dataset"], data_root=data_root or params.get("data_root", "data"))
     regions = load_regions(params.get("regions") or dataset.folder, len(dataset.images))
     table = SentenceTable(dataset, checkpoint["wordtoix"], split)
+    without = len(dataset.split(split)) - len(table.image_ids)
+    if without:  # the table holds only images with sentences
+        print("%d %s images have no sentences: left out, as there is nothing to retrieve "
+              "them by" % (without, split))
     t0 = time.time()
     result = evaluate_model(checkpoint["model"], params, regions, table, max_images)
     n = len(table.image_ids) if max_images < 0 else min(max_images, len(table.image_ids))

@@ -13,6 +13,8 @@ Karpathy's format plus what the alignment model needs:
 - `images/*.png`, `vgg_feats.npy` (N x D float32, row imgid), `features.json`.
 - `regions.h5`: `feats` (N, R, D) float32, `boxes` (N, R, 4) int32, `counts` (N,) int32;
   region 0 the whole image, then one region per object.
+- `.neuraltalk-shapes`: the generator's mark. The demo is only ever generated into a
+  folder that is missing, empty or marked so, and nothing it did not write is deleted.
 
 Features come from `extract_features`, a pure-NumPy extractor: each pixel's membership
 of the six colours, pooled on a spatial grid (colour, position, size) and as
@@ -51,6 +53,8 @@ CANONICAL_SHAPE.update({PLURAL[w]: CANONICAL_SHAPE[w] for w in PLURAL})
 COUNT_WORDS = {1: "one", 2: "two", 3: "three"}
 GRID = 4  # spatial cells per side for the occupancy features
 ORIENTATIONS = 8
+MARKER = ".neuraltalk-shapes"
+GENERATED = ("dataset.json", "images", "vgg_feats.npy", "features.json", "regions.h5", MARKER)
 
 
 def ensure_shapes(folder, seed=0, n_images=3000):
@@ -61,10 +65,12 @@ def ensure_shapes(folder, seed=0, n_images=3000):
     hundred test objects for the retrieval and snippet figures, little enough for a
     generator to learn in minutes, and rendered in ~10 s.
     Written into a temporary sibling folder renamed into place at the end, so an
-    interrupted run leaves nothing behind.
+    interrupted run leaves nothing behind. A folder that holds anything the generator
+    did not write is refused, never emptied.
     """
     if os.path.exists(os.path.join(folder, "dataset.json")):
         return
+    check_replaceable(folder)
     t0 = time.time()
     parent = os.path.dirname(os.path.abspath(folder))
     try:
@@ -75,8 +81,15 @@ def ensure_shapes(folder, seed=0, n_images=3000):
                               "--data_root" % (folder, e.strerror or e)) from None
     try:
         summary = write_dataset(tmp, seed, n_images)
-        if os.path.exists(folder):  # a folder without dataset.json: an interrupted old run
-            shutil.rmtree(folder)
+        if os.path.exists(folder):  # empty, or the generator's own without its dataset.json
+            check_replaceable(folder)  # again: generating took seconds
+            for name in os.listdir(folder):
+                path = os.path.join(folder, name)
+                if os.path.isdir(path):
+                    shutil.rmtree(path)
+                else:
+                    os.remove(path)
+            os.rmdir(folder)
         os.replace(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -85,6 +98,27 @@ def ensure_shapes(folder, seed=0, n_images=3000):
           "train, %d-d features, in %.1fs" % (folder, summary["images"], summary["sentences"],
                                               summary["vocabulary"], summary["feature_width"],
                                               time.time() - t0))
+
+
+def check_replaceable(folder):
+    """Refuse to generate into `folder` unless it is missing, empty or holds only files
+    the generator wrote (its marker among them)."""
+    if not os.path.exists(folder):
+        return
+    if not os.path.isdir(folder):
+        raise NeuralTalkError("%s is a file, so the demo dataset cannot be generated there: "
+                              "choose another --dataset or --data_root" % folder)
+    entries = os.listdir(folder)
+    if entries and MARKER not in entries:
+        raise NeuralTalkError(
+            "%s has no dataset.json and was not made by the demo generator (it has no %s), so "
+            "it is left alone: put your dataset's dataset.json there, or generate the demo "
+            "elsewhere (--dataset shapes --data_root DIR)" % (folder, MARKER))
+    foreign = sorted(set(entries) - set(GENERATED))
+    if foreign:
+        raise NeuralTalkError("%s holds files the demo generator did not write (%s): move them "
+                              "away to generate the demo there again"
+                              % (folder, ", ".join(foreign[:5])))
 
 
 def write_dataset(folder, seed, n_images):
@@ -126,6 +160,8 @@ def write_dataset(folder, seed, n_images):
     np.save(os.path.join(folder, "vgg_feats.npy"), feats)
     with open(os.path.join(folder, "features.json"), "w") as f:
         json.dump({"cnn": "shapes-extractor"}, f)
+    with open(os.path.join(folder, MARKER), "w") as f:
+        f.write("written by neuraltalk.shapes.ensure_shapes: this folder may be regenerated\n")
     with h5py.File(os.path.join(folder, "regions.h5"), "w") as f:
         f["feats"] = region_feats
         f["boxes"] = boxes

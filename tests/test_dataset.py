@@ -210,6 +210,40 @@ def test_duplicate_sentid(tmp_path):
         write_dataset(tmp_path / "t", images=images))
 
 
+@pytest.mark.parametrize("token", [5, None, ["a"]])
+def test_a_token_that_is_not_a_string_names_the_sentence_and_the_image(tmp_path, token):
+    images = karpathy_images()
+    images[2]["sentences"][1]["tokens"][1] = token
+    msg = load_error(write_dataset(tmp_path / "t", images=images))
+    assert msg.startswith(os.path.join(str(tmp_path / "t"), "dataset.json"))
+    assert "sentence 1 of image 2: token 1 is %r, not a string" % token in msg
+
+
+@pytest.mark.parametrize("sentid", ["4", 4.0, [4], True])
+def test_a_sentid_that_is_not_an_integer(tmp_path, sentid):
+    images = karpathy_images()
+    images[2]["sentences"][0]["sentid"] = sentid
+    msg = load_error(write_dataset(tmp_path / "t", images=images))
+    assert msg.startswith(os.path.join(str(tmp_path / "t"), "dataset.json"))
+    assert "sentence 0 of image 2 has sentid %r: sentids are integers" % sentid in msg
+
+
+@pytest.mark.parametrize("sentids", [[4, "5"], "4 5", [4.5]])
+def test_an_images_sentids_must_be_a_list_of_integers(tmp_path, sentids):
+    images = karpathy_images()
+    images[2]["sentids"] = sentids
+    msg = load_error(write_dataset(tmp_path / "t", images=images))
+    assert "image 2 has sentids %r: expected a list of integers" % (sentids,) in msg
+
+
+@pytest.mark.parametrize("imgid", ["2", 2.0, None])
+def test_a_sentences_imgid_that_is_not_an_integer(tmp_path, imgid):
+    images = karpathy_images()
+    images[2]["sentences"][1]["imgid"] = imgid
+    msg = load_error(write_dataset(tmp_path / "t", images=images))
+    assert "sentence 1 of image 2 has imgid %r: imgids are integers" % imgid in msg
+
+
 def test_unknown_split_value(tmp_path):
     images = karpathy_images()
     images[0]["split"] = "training"

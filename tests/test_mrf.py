@@ -4,6 +4,7 @@ import itertools
 import numpy as np
 import pytest
 
+from neuraltalk import mrf
 from neuraltalk.mrf import energy, snippet_accuracy, snippets, viterbi
 
 
@@ -52,3 +53,33 @@ def test_by_image_lists_each_regions_snippets():
                                                              ["a box", "a box"]]
     assert images[0]["regions"][2]["box"] == [20, 20, 40, 40]
     assert len(images[0]["sentences"]) == 2 and images[1]["regions"][0]["snippets"] == ["grey"]
+
+
+# ---- the command's flags, refused before any work ------------------------------------------
+
+def _error(capsys, tmp_path, *flags):
+    from neuraltalk.checkpoint import save_checkpoint
+    path = str(tmp_path / "fake.p")
+    save_checkpoint(path, {"model": {}, "params": {"model": "brnn", "dataset": "x"}})
+    assert mrf.main([path] + list(flags)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize("value", ["nan", "-0.5", "inf"])
+def test_beta_must_be_a_finite_non_negative_number(tmp_path, capsys, value):
+    err = _error(capsys, tmp_path, "--beta", value, "--out", str(tmp_path / "o"))
+    assert "--beta %s" % value in err and "finite number >= 0" in err
+
+
+@pytest.mark.parametrize("value", ["0", "-2"])
+def test_max_images_must_be_positive_or_minus_one(tmp_path, capsys, value):
+    err = _error(capsys, tmp_path, "--max_images", value, "--out", str(tmp_path / "o"))
+    assert "--max_images %s: must be positive, or -1 for all" % value in err
+
+
+def test_an_out_that_is_a_file_is_one_clear_error(tmp_path, capsys):
+    (tmp_path / "taken").write_text("a file")
+    err = _error(capsys, tmp_path, "--out", str(tmp_path / "taken"))
+    assert "taken is a file, not a folder" in err

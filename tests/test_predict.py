@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 import predict_on_images
+from neuraltalk.checkpoint import load_checkpoint, save_checkpoint
+from neuraltalk.runs import best_checkpoint
 
 
 @pytest.fixture
@@ -90,27 +92,66 @@ def test_corrupt_checkpoint(photo_folder, tmp_path, capsys):
     assert "bad.p" in err
 
 
-def test_folder_without_features_is_captioned_with_the_checkpoints_cnn(shapes_root, tmp_path,
-                                                                       capsys):
-    """A checkpoint records the CNN of its training features (here the demo dataset's
-    extractor); a folder of raw images gets its features from it."""
-    import glob
-
+@pytest.fixture(scope="module")
+def shapes_run(shapes_root, tmp_path_factory):
+    """The folder of a short run on the demo dataset."""
     import driver
-    cv = tmp_path / "cv"
+    cv = tmp_path_factory.mktemp("cv")
     assert driver.main(["--dataset", "shapes", "--data_root", shapes_root,
                         "--checkpoint_output_directory", str(cv),
                         "--worker_status_output_directory", str(cv / "status"),
                         "--hidden_size", "32", "--image_encoding_size", "32",
                         "--word_encoding_size", "32", "--max_iters", "3",
                         "--eval_max_images", "5"]) == 0
-    (ckpt,) = glob.glob(str(cv / "model_checkpoint_*.p"))
+    return str(cv)
+
+
+@pytest.fixture
+def shapes_photos(shapes_root, tmp_path):
+    """Two demo images and their tasks.txt, without features."""
     folder = tmp_path / "photos"
     folder.mkdir()
     images = os.path.join(shapes_root, "shapes", "images")
     for name in ("00000.png", "00001.png"):
         shutil.copy(os.path.join(images, name), folder / name)
     (folder / "tasks.txt").write_text("00000.png\n00001.png\n")
-    assert predict_on_images.main([ckpt, "-r", str(folder)]) == 0
+    return folder
+
+
+def test_folder_without_features_is_captioned_with_the_checkpoints_cnn(shapes_run, shapes_photos,
+                                                                       capsys):
+    """A checkpoint records the CNN of its training features (here the demo dataset's
+    extractor); a folder of raw images gets its features from it."""
+    assert predict_on_images.main([best_checkpoint(shapes_run), "-r", str(shapes_photos)]) == 0
     assert "extracting features with shapes-extractor" in capsys.readouterr().out
-    assert len(json.load(open(folder / "result_struct.json"))["imgblobs"]) == 2
+    assert len(json.load(open(shapes_photos / "result_struct.json"))["imgblobs"]) == 2
+
+
+def test_a_runs_folder_captions_with_its_best_checkpoint(shapes_run, shapes_photos, capsys):
+    assert predict_on_images.main([shapes_run, "-r", str(shapes_photos)]) == 0
+    assert "using %s" % best_checkpoint(shapes_run) in capsys.readouterr().out
+    result = json.load(open(shapes_photos / "result_struct.json"))
+    assert result["params"]["checkpoint_path"] == best_checkpoint(shapes_run)
+
+
+def _checkpoint_with_cnn(shapes_run, tmp_path, cnn):
+    checkpoint = load_checkpoint(best_checkpoint(shapes_run))
+    checkpoint["params"] = dict(checkpoint["params"], cnn=cnn)
+    save_checkpoint(str(tmp_path / "ckpt.p"), checkpoint)
+    return str(tmp_path / "ckpt.p")
+
+
+def test_a_cnn_that_needs_weights_is_left_to_the_features_command(shapes_run, shapes_photos,
+                                                                  tmp_path, capsys):
+    """predict_on_images.py has no --weights: the message names the command that has."""
+    err = _error(capsys, [_checkpoint_with_cnn(shapes_run, tmp_path, "vgg16"),
+                          "-r", str(shapes_photos)])
+    assert "python -m neuraltalk.features %s --cnn vgg16 --weights" % shapes_photos in err
+    assert "predict_on_images.py" not in err
+
+
+def test_a_cnn_the_features_command_does_not_know_is_named(shapes_run, shapes_photos, tmp_path,
+                                                           capsys):
+    err = _error(capsys, [_checkpoint_with_cnn(shapes_run, tmp_path, "resnet152"),
+                          "-r", str(shapes_photos)])
+    assert "resnet152" in err and "vgg_feats.mat" in err and "--cnn" not in err

@@ -190,3 +190,60 @@ def test_help_documents_the_split_file_format():
     out = subprocess.run([sys.executable, "-m", "neuraltalk.prepare", "coco", "--help"],
                          capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0 and "'<file_name> <split>' lines" in out.stdout
+
+
+# ---- the output --------------------------------------------------------------------------
+
+def test_an_existing_dataset_json_is_not_overwritten(tmp_path, capsys):
+    (tmp_path / "coco").mkdir()
+    (tmp_path / "coco" / "dataset.json").write_text("the user's")
+    assert run_coco(tmp_path, write_coco(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert "dataset.json exists" in err and "--overwrite" in err
+    assert (tmp_path / "coco" / "dataset.json").read_text() == "the user's"
+
+
+def test_overwrite_replaces_an_existing_dataset_json(tmp_path):
+    (tmp_path / "coco").mkdir()
+    (tmp_path / "coco" / "dataset.json").write_text("old")
+    assert main(["coco", "--captions", write_coco(tmp_path), "--out", str(tmp_path / "coco"),
+                 "--overwrite"]) == 0
+    assert len(json.loads((tmp_path / "coco" / "dataset.json").read_text())["images"]) == 2
+
+
+def test_an_input_is_never_the_output_even_with_overwrite(tmp_path, capsys):
+    (tmp_path / "coco").mkdir()
+    captions = write_coco(tmp_path)
+    os.symlink(captions, tmp_path / "coco" / "dataset.json")  # the same file by another name
+    before = open(captions).read()
+    assert main(["coco", "--captions", captions, "--out", str(tmp_path / "coco"),
+                 "--overwrite"]) == 2
+    assert "is also an input" in capsys.readouterr().err
+    assert open(captions).read() == before
+
+
+def test_an_out_that_is_a_file_is_one_clear_error(tmp_path, capsys):
+    (tmp_path / "coco").write_text("a file")
+    assert run_coco(tmp_path, write_coco(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --out ") and "is a file, not a folder" in err
+
+
+@pytest.mark.parametrize("ids, message", [
+    ([42, "7"], r"images\[1\] has id '7', a str, but images\[0\]'s is an int"),
+    ([42, [7]], r"images\[1\] has id \[7\]: ids must be integers"),
+    ([True, 7], r"images\[0\] has id True: ids must be integers"),
+])
+def test_coco_ids_of_mixed_or_wrong_types(tmp_path, capsys, ids, message):
+    images = [{"id": i, "file_name": "%d.jpg" % n} for n, i in enumerate(ids)]
+    path = write_coco(tmp_path, images=images, annotations=[])
+    assert run_coco(tmp_path, path) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: " + path) and re.search(message, err), err
+
+
+def test_coco_annotation_with_an_unhashable_image_id(tmp_path, capsys):
+    path = write_coco(tmp_path, annotations=[{"image_id": [42], "caption": "A cat."}])
+    assert run_coco(tmp_path, path) == 2
+    assert re.search(r"annotations\[0\] is about image_id \[42\], which is not in its 'images'",
+                     capsys.readouterr().err)

@@ -248,3 +248,59 @@ def test_an_unwritable_place_is_a_clear_error(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(NeuralTalkError, match="choose a writable --data_root"):
         shapes.ensure_shapes(str(blocker / "shapes"), n_images=5)
+
+
+# ---- the folder the demo is generated into -----------------------------------------------
+
+def test_a_generated_dataset_carries_the_generators_marker(small):
+    assert os.path.isfile(os.path.join(small, shapes.MARKER))
+
+
+def test_a_foreign_folder_named_shapes_is_refused_and_left_intact(tmp_path):
+    folder = tmp_path / "x" / "shapes"
+    folder.mkdir(parents=True)
+    (folder / "thesis.tex").write_text("years of work")
+    with pytest.raises(NeuralTalkError) as e:
+        shapes.ensure_shapes(str(folder), n_images=5)
+    assert str(folder) in str(e.value) and "not made by the demo generator" in str(e.value)
+    assert os.listdir(folder) == ["thesis.tex"]
+    assert (folder / "thesis.tex").read_text() == "years of work"
+    assert os.listdir(tmp_path / "x") == ["shapes"]  # no temporary left beside it
+
+
+def test_driver_on_a_foreign_shapes_folder_exits_2_and_keeps_its_files(tmp_path, capsys):
+    import driver
+    folder = tmp_path / "x" / "shapes"
+    folder.mkdir(parents=True)
+    (folder / "notes.txt").write_text("mine")
+    assert driver.main(["--dataset", str(folder), "--max_iters", "1",
+                        "--checkpoint_output_directory", str(tmp_path / "cv"),
+                        "--worker_status_output_directory", str(tmp_path / "status")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err and str(folder) in err
+    assert os.listdir(folder) == ["notes.txt"] and (folder / "notes.txt").read_text() == "mine"
+
+
+def test_an_empty_folder_is_generated_into(tmp_path):
+    folder = tmp_path / "shapes"
+    folder.mkdir()
+    shapes.ensure_shapes(str(folder), n_images=5)
+    assert len(_images(str(folder))) == 5
+
+
+def test_the_generators_own_folder_without_dataset_json_is_generated_again(tmp_path):
+    folder = str(tmp_path / "shapes")
+    shapes.ensure_shapes(folder, n_images=5)
+    os.remove(os.path.join(folder, "dataset.json"))
+    shapes.ensure_shapes(folder, n_images=6)
+    assert len(_images(folder)) == 6
+
+
+def test_a_user_file_in_the_generators_folder_is_not_deleted(tmp_path):
+    folder = tmp_path / "shapes"
+    shapes.ensure_shapes(str(folder), n_images=5)
+    os.remove(folder / "dataset.json")
+    (folder / "mine.txt").write_text("keep me")
+    with pytest.raises(NeuralTalkError, match="mine.txt"):
+        shapes.ensure_shapes(str(folder), n_images=5)
+    assert (folder / "mine.txt").read_text() == "keep me"
