@@ -9,13 +9,13 @@ only colours and shapes that are there. Writes result_struct.json and result.htm
 import os
 import time
 
-from neuraltalk import generators
 from neuraltalk.batches import SentenceTable
 from neuraltalk.checkpoint import load_checkpoint
 from neuraltalk.dataset import check_max_images, load_dataset
 from neuraltalk.decoding import caption_text, decode_in_batches
 from neuraltalk.errors import NeuralTalkError
 from neuraltalk.metrics import COCO_KEYS, score_captions
+from neuraltalk.models import captioning, is_generator
 from neuraltalk.report import write_evaluation_page, write_json
 from neuraltalk.runs import output_folder
 
@@ -26,7 +26,7 @@ def evaluate_checkpoint(checkpoint_path, split="test", max_images=-1, beam_size=
     checkpoint = load_checkpoint(checkpoint_path)
     params = checkpoint["params"]
     out = output_folder(out or os.path.dirname(os.path.abspath(checkpoint_path)))
-    if params.get("model", "generator") == "brnn":
+    if not is_generator(params):
         from neuraltalk import retrieval
         return retrieval.evaluate_checkpoint(checkpoint, checkpoint_path, split, max_images,
                                              out, data_root)
@@ -57,7 +57,7 @@ def evaluate_checkpoint(checkpoint_path, split="test", max_images=-1, beam_size=
     notes = skipped + notes
 
     val = SentenceTable(dataset, checkpoint["wordtoix"], "val")
-    perplexity = generators.perplexity(model, val, params, params.get("eval_batch_size", 100))
+    perplexity = captioning.perplexity(model, val, params, params.get("eval_batch_size", 100))
     training = {" ".join(s["tokens"]) for img in dataset.split("train") for s in img["sentences"]}
     verbatim = sum(c in training for c in candidates.values()) / len(candidates)
     summary = {"val_perplexity": perplexity, "fraction_in_training_set": verbatim,

@@ -60,8 +60,8 @@ def align_split(checkpoint, split="test", max_images=-1, beta=None, data_root=No
 
     Returns a list of dicts: imgid, sentence tokens, assignment (a region per kept
     token), boxes, and the snippets."""
-    from neuraltalk.alignment import brnn_forward, embed_regions
     from neuraltalk.batches import encode_sentences
+    from neuraltalk.models.brnn import embed_regions, sentence_vectors
     from neuraltalk.dataset import load_dataset
     from neuraltalk.regions import load_regions
     params, model = checkpoint["params"], checkpoint["model"]
@@ -80,12 +80,13 @@ def align_split(checkpoint, split="test", max_images=-1, beta=None, data_root=No
         v = embed_regions(model, feats[0, :counts[0]])
         sentences = img["sentences"]
         words, lengths = encode_sentences([s["tokens"] for s in sentences], wordtoix)
-        s, _ = brnn_forward(model, words, lengths)
+        vectors, _ = sentence_vectors(model, words, lengths)
         for k, sent in enumerate(sentences):
             n = lengths[k]
             if n == 0:
                 continue
-            unary = s[:n, k] @ v.T  # (words, regions)
+            s = vectors.s[vectors.starts[k]:vectors.starts[k] + n]  # s_j of the sentence's words
+            unary = s @ v.T  # psi_U(a_j = t) = v_t . s_j, (words, regions)
             a = viterbi(unary, beta)
             kept = [w for w in sent["tokens"] if w in wordtoix and w != "#START#"]
             item = {"imgid": img["imgid"], "tokens": kept, "assignment": a.tolist(),

@@ -10,6 +10,7 @@ import time
 from neuraltalk.checkpoint import load_checkpoint
 from neuraltalk.decoding import caption_text, decode_in_batches
 from neuraltalk.errors import NeuralTalkError
+from neuraltalk.models import is_generator
 from neuraltalk.feature_files import FEATURE_FILE_NAMES, load_features
 from neuraltalk.report import write_json, write_prediction_page
 
@@ -67,7 +68,7 @@ def image_features(root, names, params):
 def predict_folder(checkpoint_path, root, beam_size=1):
     checkpoint = load_checkpoint(checkpoint_path)
     model, params = checkpoint["model"], checkpoint["params"]
-    if params.get("model", "generator") != "generator":
+    if not is_generator(params):
         raise NeuralTalkError("%s is an alignment model checkpoint; captions need a generator "
                               "checkpoint (--model generator)" % checkpoint_path)
     if not os.path.isdir(root):

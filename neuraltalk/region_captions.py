@@ -16,8 +16,8 @@ region_captions.html (each image with its boxes, each box's caption beside it); 
 demo dataset it also reports the fraction of region captions that name only the
 colour and shape of the region's object.
 """
-import html
 import argparse
+import html
 import json
 import os
 import sys
@@ -25,6 +25,7 @@ import sys
 import numpy as np
 
 from neuraltalk.errors import NeuralTalkError
+from neuraltalk.models import is_generator
 
 
 REGION_DATASET_FILES = ("dataset.json", "vgg_feats.npy", "features.json")
@@ -130,7 +131,7 @@ def caption_regions(checkpoint, split="test", beam_size=1, max_images=-1, data_r
     from neuraltalk.decoding import beam_search, caption_text
     from neuraltalk.regions import load_regions
     params, model = checkpoint["params"], checkpoint["model"]
-    if params.get("model", "generator") != "generator":
+    if not is_generator(params):
         raise NeuralTalkError("captioning regions needs a generator checkpoint trained on a "
                               "region dataset, not an alignment model")
     source = source_dataset(params, data_root, dataset)
@@ -214,7 +215,7 @@ def main(argv=None):
         check_beta(args.beta)
         check_max_images(args.max_images)
         checkpoint = load_checkpoint(args.checkpoint_path)
-        if checkpoint["params"].get("model", "generator") == "brnn":
+        if not is_generator(checkpoint["params"]):
             if not args.out:
                 raise NeuralTalkError("--out is required: the folder of the region dataset to write")
             images = build(checkpoint, args.out, args.beta, args.data_root, args.min_words,
@@ -227,7 +228,7 @@ def main(argv=None):
     except NeuralTalkError as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
-    if checkpoint["params"].get("model", "generator") == "brnn":
+    if not is_generator(checkpoint["params"]):
         counts = {s: sum(img["split"] == s for img in images) for s in ("train", "val", "test")}
         print("wrote %s: %d regions (%s) with %d snippets; train a captioner with "
               "python driver.py --dataset %s" % (
