@@ -74,7 +74,7 @@ def load_dataset(name_or_path, data_root="data", fold_restval=False, features_pa
     folder = resolve_folder(name_or_path, data_root)
     json_path = os.path.join(folder, "dataset.json")
     if os.path.basename(os.path.normpath(folder)) == "shapes" and not os.path.exists(json_path):
-        from neuraltalk.shapes import ensure_shapes
+        from neuraltalk.demo.dataset import ensure_shapes
         ensure_shapes(folder)
     if not os.path.isdir(folder):
         raise NeuralTalkError("dataset %r: %s does not exist: there is no folder %s. %s"

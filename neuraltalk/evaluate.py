@@ -63,7 +63,7 @@ def evaluate_checkpoint(checkpoint_path, split="test", max_images=-1, beam_size=
     summary = {"val_perplexity": perplexity, "fraction_in_training_set": verbatim,
                "images": len(images), "beam_size": beam_size, "split": split}
     if all("objects" in img for img in images):
-        from neuraltalk.shapes import caption_is_correct
+        from neuraltalk.demo.checker import caption_is_correct
         correct = sum(caption_is_correct(candidates[img["imgid"]].split(), img["objects"])
                       for img in images)
         summary["fraction_correct_colours_and_shapes"] = correct / len(images)

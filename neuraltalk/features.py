@@ -38,7 +38,7 @@ class Extractor:
             from neuraltalk.cnn import vgg16 as module
             self.net = module.load(weights)
         elif cnn == "shapes-extractor":  # the demo dataset's own feature extractor
-            from neuraltalk import shapes as module
+            from neuraltalk.demo import extractor as module
             self.net = None
         else:
             raise NeuralTalkError("unknown --cnn %r: use %s" % (cnn, " or ".join(CNNS)))

@@ -153,7 +153,7 @@ def caption_regions(checkpoint, split="test", beam_size=1, max_images=-1, data_r
     for start in range(0, len(which), 256):  # all regions of many images in one search
         rows = feats[n_of[start:start + 256], r_of[start:start + 256]].astype(model["We"].dtype)
         beams += beam_search(model, params, rows, beam_size)
-    from neuraltalk.shapes import caption_is_correct
+    from neuraltalk.demo.checker import caption_is_correct
     items = [{"imgid": img["imgid"], "filename": img.get("filename"),
               "filepath": img.get("filepath", ""),
               "boxes": regions.boxes[img["imgid"], :counts[n]].tolist(), "regions": []}

@@ -24,7 +24,7 @@ def neuraltalk_checkpoint_dir():
 @pytest.fixture(scope="session")
 def shapes_root(tmp_path_factory):
     """A data root holding the demo dataset `shapes`, generated once per test session."""
-    from neuraltalk.shapes import ensure_shapes
+    from neuraltalk.demo.dataset import ensure_shapes
     root = tmp_path_factory.mktemp("data")
     ensure_shapes(str(root / "shapes"))
     return str(root)

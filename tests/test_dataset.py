@@ -114,14 +114,14 @@ def test_feature_files_are_searched_mat_then_npy_then_h5(tmp_path):
 
 
 def test_shapes_is_generated_when_its_folder_is_missing(tmp_path, monkeypatch):
-    import neuraltalk.shapes
+    import neuraltalk.demo.dataset
     calls = []
 
     def fake_ensure_shapes(folder, seed=0):
         calls.append(folder)
         write_dataset(folder)
 
-    monkeypatch.setattr(neuraltalk.shapes, "ensure_shapes", fake_ensure_shapes)
+    monkeypatch.setattr(neuraltalk.demo.dataset, "ensure_shapes", fake_ensure_shapes)
     data = load_dataset("shapes", data_root=str(tmp_path))
     assert calls == [os.path.join(str(tmp_path), "shapes")]
     assert len(data.images) == 7

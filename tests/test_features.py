@@ -63,15 +63,15 @@ def test_folder_of_photos_gets_tasks_and_features(photos, capsys):
 def test_dataset_folder_gets_the_demos_features_in_imgid_order(tmp_path):
     # the demo computes its features from the pixels it renders; extracting them again
     # from the PNG files, in dataset.json's imgid order, must give the same rows
-    from neuraltalk import shapes
+    from neuraltalk.demo import dataset as demo_dataset, extractor
     from neuraltalk.dataset import load_dataset
     src = tmp_path / "shapes"
-    shapes.ensure_shapes(str(src), n_images=12)
+    demo_dataset.ensure_shapes(str(src), n_images=12)
     original = np.load(src / "vgg_feats.npy")
     os.remove(src / "vgg_feats.npy")
     assert features.main([str(src), "--cnn", "shapes-extractor"]) == 0
     data = load_dataset(str(src))
-    assert data.feature_width == shapes.FEATURE_WIDTH and len(data.features) == 12
+    assert data.feature_width == extractor.FEATURE_WIDTH and len(data.features) == 12
     np.testing.assert_allclose(data.features[0:12], original, rtol=1e-6, atol=1e-6)
 
 

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neuraltalk import shapes
+from neuraltalk.demo import checker, extractor
+from neuraltalk.demo import dataset as demo_dataset
+from neuraltalk.demo import scenes as demo_scenes
 from neuraltalk.dataset import load_dataset
 from neuraltalk.errors import NeuralTalkError
 
@@ -14,7 +16,7 @@ from neuraltalk.errors import NeuralTalkError
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
     folder = str(tmp_path_factory.mktemp("small") / "shapes")
-    shapes.ensure_shapes(folder, seed=3, n_images=200)
+    demo_dataset.ensure_shapes(folder, seed=3, n_images=200)
     return folder
 
 
@@ -24,7 +26,7 @@ def _images(folder):
 
 def test_same_seed_gives_the_same_dataset(small, tmp_path):
     again = str(tmp_path / "shapes")
-    shapes.ensure_shapes(again, seed=3, n_images=200)
+    demo_dataset.ensure_shapes(again, seed=3, n_images=200)
     for name in ("dataset.json", "vgg_feats.npy", "features.json"):
         assert open(os.path.join(small, name), "rb").read() == \
             open(os.path.join(again, name), "rb").read()
@@ -39,28 +41,28 @@ def test_same_seed_gives_the_same_dataset(small, tmp_path):
 
 def test_another_seed_gives_other_scenes(small, tmp_path):
     other = str(tmp_path / "shapes")
-    shapes.ensure_shapes(other, seed=4, n_images=200)
+    demo_dataset.ensure_shapes(other, seed=4, n_images=200)
     assert [img["objects"] for img in _images(other)] != [img["objects"] for img in _images(small)]
 
 
 def test_an_existing_dataset_is_left_alone(small, capsys):
     before = os.path.getmtime(os.path.join(small, "dataset.json"))
-    shapes.ensure_shapes(small, seed=99, n_images=10)
+    demo_dataset.ensure_shapes(small, seed=99, n_images=10)
     assert os.path.getmtime(os.path.join(small, "dataset.json")) == before
     assert capsys.readouterr().out == ""
 
 
 def test_generation_prints_one_summary_line(tmp_path, capsys):
-    shapes.ensure_shapes(str(tmp_path / "shapes"), n_images=30)
+    demo_dataset.ensure_shapes(str(tmp_path / "shapes"), n_images=30)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1
     assert "30 images, 150 sentences" in lines[0]
-    assert "%d-d features" % shapes.FEATURE_WIDTH in lines[0]
+    assert "%d-d features" % extractor.FEATURE_WIDTH in lines[0]
 
 
 def test_loads_as_a_karpathy_dataset_with_three_splits(small):
     data = load_dataset(small)
-    assert len(data.images) == 200 and data.feature_width == shapes.feature_width()
+    assert len(data.images) == 200 and data.feature_width == extractor.feature_width()
     assert data.cnn == "shapes-extractor"
     assert [len(data.split(s)) for s in ("train", "val", "test")] == [160, 20, 20]
 
@@ -75,7 +77,7 @@ def test_five_different_captions_per_image(small):
 def test_every_caption_is_true_to_its_objects(small):
     for img in _images(small):
         for s in img["sentences"]:
-            assert shapes.caption_is_correct(s["tokens"], img["objects"]), s["tokens"]
+            assert checker.caption_is_correct(s["tokens"], img["objects"]), s["tokens"]
 
 
 def test_an_before_vowels_a_before_consonants(small):
@@ -93,11 +95,11 @@ def test_token_region_points_at_the_object_a_word_names(small):
             for word, region in zip(s["tokens"], s["token_region"]):
                 if region > 0:
                     obj = img["objects"][region - 1]
-                    if word in shapes.COLORS:
+                    if word in demo_scenes.COLORS:
                         assert word == obj["color"]
                         checked += 1
-                    elif word in shapes.CANONICAL_SHAPE:
-                        assert shapes.CANONICAL_SHAPE[word] == obj["shape"]
+                    elif word in demo_scenes.CANONICAL_SHAPE:
+                        assert demo_scenes.CANONICAL_SHAPE[word] == obj["shape"]
                         checked += 1
     assert checked > 500
 
@@ -105,12 +107,12 @@ def test_token_region_points_at_the_object_a_word_names(small):
 def test_boxes_are_inside_the_image_and_fit_the_drawn_pixels(small):
     for img in _images(small):
         pixels = np.asarray(Image.open(os.path.join(small, "images", img["filename"]))).astype(int)
-        assert pixels.shape == (shapes.SIZE, shapes.SIZE, 3)
+        assert pixels.shape == (demo_scenes.SIZE, demo_scenes.SIZE, 3)
         painted = np.zeros(pixels.shape[:2], bool)
         for obj in img["objects"]:
             x0, y0, x1, y1 = obj["box"]
-            assert 0 <= x0 < x1 <= shapes.SIZE and 0 <= y0 < y1 <= shapes.SIZE
-            mine = np.abs(pixels - shapes.COLORS[obj["color"]]).sum(-1) == 0
+            assert 0 <= x0 < x1 <= demo_scenes.SIZE and 0 <= y0 < y1 <= demo_scenes.SIZE
+            mine = np.abs(pixels - demo_scenes.COLORS[obj["color"]]).sum(-1) == 0
             ys, xs = np.nonzero(mine[y0:y1, x0:x1])
             # the shape reaches every side of its box (squares are drawn 1 px inside it)
             assert xs.min() <= 1 and xs.max() >= x1 - x0 - 2, obj
@@ -119,7 +121,7 @@ def test_boxes_are_inside_the_image_and_fit_the_drawn_pixels(small):
             painted[y0:y1, x0:x1] |= mine[y0:y1, x0:x1]
         # no pixel of any object colour lies outside the boxes
         object_coloured = np.zeros_like(painted)
-        for rgb in shapes.COLORS.values():
+        for rgb in demo_scenes.COLORS.values():
             object_coloured |= np.abs(pixels - rgb).sum(-1) == 0
         np.testing.assert_array_equal(object_coloured, painted)
 
@@ -147,18 +149,18 @@ def test_region_features_are_the_extractor_on_each_box(small):
         feats, boxes, counts = f["feats"][:30], f["boxes"][:30], f["counts"][:30]
     for r in range(boxes.shape[1]):
         has = np.flatnonzero(counts > r)
-        expected = shapes.extract_features(pixels[has], boxes[has, r])
+        expected = extractor.extract_features(pixels[has], boxes[has, r])
         np.testing.assert_allclose(feats[has, r], expected, rtol=1e-5, atol=1e-6)
 
 
 def test_extract_features_shape_scale_and_chunking():
     rng = np.random.default_rng(0)
-    pixels = np.stack([shapes.render(shapes.random_scene(rng), rng) for _ in range(25)])
-    feats = shapes.extract_features(pixels)
-    assert feats.shape == (25, shapes.FEATURE_WIDTH) and feats.dtype == np.float32
+    pixels = np.stack([demo_scenes.render(demo_scenes.random_scene(rng), rng) for _ in range(25)])
+    feats = extractor.extract_features(pixels)
+    assert feats.shape == (25, extractor.FEATURE_WIDTH) and feats.dtype == np.float32
     assert np.isfinite(feats).all() and 0.01 < np.abs(feats).mean() < 1 and np.abs(feats).max() < 20
-    np.testing.assert_allclose(shapes.extract_features(pixels, chunk=7), feats, rtol=1e-6)
-    assert shapes.extract_features(pixels[:0]).shape == (0, shapes.FEATURE_WIDTH)
+    np.testing.assert_allclose(extractor.extract_features(pixels, chunk=7), feats, rtol=1e-6)
+    assert extractor.extract_features(pixels[:0]).shape == (0, extractor.FEATURE_WIDTH)
 
 
 def _probe_accuracy(x_train, y_train, x_test, y_test, classes):
@@ -171,11 +173,11 @@ def _probe_accuracy(x_train, y_train, x_test, y_test, classes):
 
 def test_a_linear_probe_reads_colour_shape_size_and_position_of_one_object():
     rng = np.random.default_rng(1)
-    scenes = [shapes.random_scene(rng, n=1) for _ in range(1500)]
-    feats = shapes.extract_features(np.stack([shapes.render(s, rng) for s in scenes]))
+    scenes = [demo_scenes.random_scene(rng, n=1) for _ in range(1500)]
+    feats = extractor.extract_features(np.stack([demo_scenes.render(s, rng) for s in scenes]))
     objects = [s[0] for s in scenes]
     train, test = slice(0, 1200), slice(1200, None)
-    for attr, values in (("color", list(shapes.COLORS)), ("shape", shapes.SHAPES),
+    for attr, values in (("color", list(demo_scenes.COLORS)), ("shape", demo_scenes.SHAPES),
                          ("size", ["small", "large"])):
         label = np.array([values.index(o[attr]) for o in objects])
         acc = _probe_accuracy(feats[train], label[train], feats[test], label[test], len(values))
@@ -192,13 +194,13 @@ def test_a_linear_probe_reads_colour_shape_size_and_position_of_one_object():
 @pytest.mark.slow
 def test_colour_shape_and_size_are_linearly_recoverable(tmp_path):
     folder = str(tmp_path / "shapes")
-    shapes.ensure_shapes(folder)  # the real demo dataset
+    demo_dataset.ensure_shapes(folder)  # the real demo dataset
     images = _images(folder)
     feats = np.load(os.path.join(folder, "vgg_feats.npy"))
     single = [i for i, img in enumerate(images) if len(img["objects"]) == 1]
     train = [i for i in single if images[i]["split"] == "train"]
     test = [i for i in single if images[i]["split"] != "train"]
-    for attr, values in (("color", list(shapes.COLORS)), ("shape", shapes.SHAPES),
+    for attr, values in (("color", list(demo_scenes.COLORS)), ("shape", demo_scenes.SHAPES),
                          ("size", ["small", "large"])):
         label = [values.index(images[i]["objects"][0][attr]) for i in range(len(images))]
         acc = _probe_accuracy(feats[train], [label[i] for i in train],
@@ -207,7 +209,7 @@ def test_colour_shape_and_size_are_linearly_recoverable(tmp_path):
     with h5py.File(os.path.join(folder, "regions.h5"), "r") as f:
         region_feats, counts = f["feats"][:], f["counts"][:]
     rows = [(n, r) for n in range(len(images)) for r in range(1, counts[n])]
-    for attr, values in (("color", list(shapes.COLORS)), ("shape", shapes.SHAPES),
+    for attr, values in (("color", list(demo_scenes.COLORS)), ("shape", demo_scenes.SHAPES),
                          ("size", ["small", "large"])):
         split = {True: [], False: []}
         for n, r in rows:
@@ -231,15 +233,15 @@ def test_colour_shape_and_size_are_linearly_recoverable(tmp_path):
 def test_caption_is_correct(tokens, ok):
     objects = [{"color": "red", "shape": "circle", "size": "large", "box": [0, 0, 9, 9]},
                {"color": "green", "shape": "square", "size": "small", "box": [20, 20, 29, 29]}]
-    assert shapes.caption_is_correct(tokens, objects) is ok
+    assert checker.caption_is_correct(tokens, objects) is ok
 
 
 def test_an_interrupted_generation_leaves_no_half_dataset(tmp_path, monkeypatch):
     def boom(*args):
         raise KeyboardInterrupt
-    monkeypatch.setattr(shapes, "region_features", boom)
+    monkeypatch.setattr(demo_dataset, "region_features", boom)
     with pytest.raises(KeyboardInterrupt):
-        shapes.ensure_shapes(str(tmp_path / "shapes"), n_images=20)
+        demo_dataset.ensure_shapes(str(tmp_path / "shapes"), n_images=20)
     assert os.listdir(tmp_path) == []
 
 
@@ -247,13 +249,13 @@ def test_an_unwritable_place_is_a_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(NeuralTalkError, match="choose a writable --data_root"):
-        shapes.ensure_shapes(str(blocker / "shapes"), n_images=5)
+        demo_dataset.ensure_shapes(str(blocker / "shapes"), n_images=5)
 
 
 # ---- the folder the demo is generated into -----------------------------------------------
 
 def test_a_generated_dataset_carries_the_generators_marker(small):
-    assert os.path.isfile(os.path.join(small, shapes.MARKER))
+    assert os.path.isfile(os.path.join(small, demo_dataset.MARKER))
 
 
 def test_a_foreign_folder_named_shapes_is_refused_and_left_intact(tmp_path):
@@ -261,7 +263,7 @@ def test_a_foreign_folder_named_shapes_is_refused_and_left_intact(tmp_path):
     folder.mkdir(parents=True)
     (folder / "thesis.tex").write_text("years of work")
     with pytest.raises(NeuralTalkError) as e:
-        shapes.ensure_shapes(str(folder), n_images=5)
+        demo_dataset.ensure_shapes(str(folder), n_images=5)
     assert str(folder) in str(e.value) and "not made by the demo generator" in str(e.value)
     assert os.listdir(folder) == ["thesis.tex"]
     assert (folder / "thesis.tex").read_text() == "years of work"
@@ -284,23 +286,23 @@ def test_driver_on_a_foreign_shapes_folder_exits_2_and_keeps_its_files(tmp_path,
 def test_an_empty_folder_is_generated_into(tmp_path):
     folder = tmp_path / "shapes"
     folder.mkdir()
-    shapes.ensure_shapes(str(folder), n_images=5)
+    demo_dataset.ensure_shapes(str(folder), n_images=5)
     assert len(_images(str(folder))) == 5
 
 
 def test_the_generators_own_folder_without_dataset_json_is_generated_again(tmp_path):
     folder = str(tmp_path / "shapes")
-    shapes.ensure_shapes(folder, n_images=5)
+    demo_dataset.ensure_shapes(folder, n_images=5)
     os.remove(os.path.join(folder, "dataset.json"))
-    shapes.ensure_shapes(folder, n_images=6)
+    demo_dataset.ensure_shapes(folder, n_images=6)
     assert len(_images(folder)) == 6
 
 
 def test_a_user_file_in_the_generators_folder_is_not_deleted(tmp_path):
     folder = tmp_path / "shapes"
-    shapes.ensure_shapes(str(folder), n_images=5)
+    demo_dataset.ensure_shapes(str(folder), n_images=5)
     os.remove(folder / "dataset.json")
     (folder / "mine.txt").write_text("keep me")
     with pytest.raises(NeuralTalkError, match="mine.txt"):
-        shapes.ensure_shapes(str(folder), n_images=5)
+        demo_dataset.ensure_shapes(str(folder), n_images=5)
     assert (folder / "mine.txt").read_text() == "keep me"
