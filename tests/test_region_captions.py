@@ -8,7 +8,8 @@ import pytest
 
 import driver
 import eval_sentence_predictions
-from neuraltalk import mrf, region_captions, shapes
+from neuraltalk import mrf, region_captions
+from neuraltalk.demo import extractor
 from neuraltalk.checkpoint import save_checkpoint
 from neuraltalk.dataset import load_dataset
 
@@ -94,7 +95,7 @@ def test_region_dataset_trains_a_generator(alignment_checkpoint, shapes_root, tm
     data = load_dataset(out)
     assert len(data.images) == len(images) > 0
     assert all(img["region"] >= 1 and "objects" in img for img in images)
-    assert data.feature_width == shapes.FEATURE_WIDTH
+    assert data.feature_width == extractor.FEATURE_WIDTH
     cv = tmp_path / "cv"
     assert driver.main(["--dataset", out, "--checkpoint_output_directory", str(cv),
                         "--worker_status_output_directory", str(cv / "status"),
