@@ -63,6 +63,28 @@ def test_grad_check_mode_passes_on_a_real_batch(shapes_root, tmp_path, capsys):
     assert "gradient check PASSED" in out and "WLSTM" in out
 
 
+@pytest.mark.parametrize("flags", [["--generator", "rnn"],
+                                   ["--model", "brnn", "--embedding_size", "32",
+                                    "--word_vector_size", "32"]])
+def test_grad_check_passes_despite_relu_kinks(shapes_root, tmp_path, capsys, flags):
+    assert _train(shapes_root, tmp_path, "--do_grad_check", "1", *flags) == 0
+    out = capsys.readouterr().out
+    assert "gradient check PASSED" in out and "entries skipped where a ReLU" in out
+
+
+def test_grad_check_fails_on_a_wrong_gradient(shapes_root, tmp_path, capsys, monkeypatch):
+    from neuraltalk import generators
+    right = generators.batch_cost
+
+    def wrong(*args, **kwargs):
+        cost, grads = right(*args, **kwargs)
+        grads["Whh"] = grads["Whh"] * 1.01
+        return cost, grads
+    monkeypatch.setattr(generators, "batch_cost", wrong)
+    assert _train(shapes_root, tmp_path, "--do_grad_check", "1", "--generator", "rnn") == 1
+    assert "gradient check FAILED" in capsys.readouterr().out
+
+
 def test_exploding_cost_aborts(shapes_root, tmp_path, capsys):
     code = _train(shapes_root, tmp_path, "--max_iters", "30", "--solver", "vanilla",
                   "--learning_rate", "1000", "--grad_clip", "1000")
