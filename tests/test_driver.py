@@ -27,11 +27,17 @@ def _checkpoints(folder):
     return sorted(glob.glob(os.path.join(str(folder), "model_checkpoint_*.p")))
 
 
+def _last(folder):
+    (path,) = glob.glob(os.path.join(str(folder), "model_checkpoint_*_last.p"))
+    return path
+
+
 def test_short_run_writes_a_checkpoint_that_loads(shapes_root, tmp_path, capsys):
     assert _train(shapes_root, tmp_path, "--max_iters", "5") == 0
     out = capsys.readouterr().out
     assert "4/5 batch done in" in out and "ETA" in out and "ppl2 =" in out
-    (path,) = _checkpoints(tmp_path)
+    path, last = _checkpoints(tmp_path)
+    assert last.endswith("_last.p")
     assert os.path.basename(path).startswith("model_checkpoint_shapes_")
     c = load_checkpoint(path)
     assert c["it"] == 4 and c["params"]["generator"] == "lstm"
@@ -46,12 +52,12 @@ def test_short_run_writes_a_checkpoint_that_loads(shapes_root, tmp_path, capsys)
 def test_resuming_continues_exactly_as_an_uninterrupted_run(shapes_root, tmp_path, generator):
     first, resumed, straight = tmp_path / "first", tmp_path / "resumed", tmp_path / "straight"
     assert _train(shapes_root, first, "--generator", generator, "--max_iters", "4") == 0
-    (ckpt,) = _checkpoints(first)
+    ckpt = _last(first)
     assert _train(shapes_root, resumed, "--generator", generator, "--max_iters", "8",
                   "--init_model_from", ckpt) == 0
     assert _train(shapes_root, straight, "--generator", generator, "--max_iters", "8") == 0
-    a = load_checkpoint(_checkpoints(resumed)[-1])
-    b = load_checkpoint(_checkpoints(straight)[-1])
+    a = load_checkpoint(_last(resumed))
+    b = load_checkpoint(_last(straight))
     assert a["it"] == b["it"] == 7
     for key in b["model"]:
         np.testing.assert_array_equal(a["model"][key], b["model"][key])
