@@ -48,7 +48,7 @@ def nice_ticks(lo, hi, n=6):
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
     first = math.ceil(lo / step) * step
-    return [first + k * step for k in range(int((hi - first) / step + 1e-9) + 1)]
+    return [round(first + k * step, 12) for k in range(int((hi - first) / step + 1e-9) + 1)]
 
 
 def format_tick(value):
