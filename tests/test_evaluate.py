@@ -18,7 +18,7 @@ def trained(shapes_root, tmp_path_factory):
                         "--hidden_size", "64", "--image_encoding_size", "64",
                         "--word_encoding_size", "64", "--max_iters", "60",
                         "--eval_max_images", "20", "--eval_period", "1000"]) == 0
-    (path,) = glob.glob(str(out / "model_checkpoint_*.p"))
+    (path,) = glob.glob(str(out / "model_checkpoint_*[0-9].p"))  # the best, not _last
     return path
 
 

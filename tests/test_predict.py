@@ -104,7 +104,7 @@ def test_folder_without_features_is_captioned_with_the_checkpoints_cnn(shapes_ro
                         "--hidden_size", "32", "--image_encoding_size", "32",
                         "--word_encoding_size", "32", "--max_iters", "3",
                         "--eval_max_images", "5"]) == 0
-    (ckpt,) = glob.glob(str(cv / "model_checkpoint_*.p"))
+    (ckpt,) = glob.glob(str(cv / "model_checkpoint_*[0-9].p"))  # the best, not _last
     folder = tmp_path / "photos"
     folder.mkdir()
     images = os.path.join(shapes_root, "shapes", "images")

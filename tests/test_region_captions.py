@@ -22,7 +22,7 @@ def alignment_checkpoint(shapes_root, tmp_path_factory):
                         "--embedding_size", "64", "--word_vector_size", "32",
                         "--max_iters", "60", "--eval_max_images", "50",
                         "--eval_period", "1000"]) == 0
-    (path,) = glob.glob(str(out / "model_checkpoint_*.p"))
+    (path,) = glob.glob(str(out / "model_checkpoint_*[0-9].p"))  # the best, not _last
     return path
 
 
