@@ -1,7 +1,11 @@
 """Train a caption generator or the alignment model: `python driver.py --dataset flickr8k`.
 
 The flags are NeuralTalk's, with their names and defaults, plus --model, --seed,
---max_iters, --data_root, --fold_restval, --features and Adam's betas.
+--max_iters, --data_root, --fold_restval, --features, --keep_all_checkpoints and Adam's
+betas. Exit status: 0 after a run (best and `_last` checkpoints written), 1 when training
+went wrong (the cost exploded, NaN parameters, --min_ppl_or_abort), 2 for a bad flag or
+input, 130 after Ctrl-C and 143 (128 + SIGTERM) after SIGTERM, both having written an
+`_interrupted` checkpoint.
 """
 import argparse
 import math

@@ -2,8 +2,8 @@
 monitorcv.html was, but self-contained (inline SVG, no script, no network).
 
 It plots, against iterations, every run of the status folder: the training cost (thin)
-and its moving average (thick) in one chart, the validation perplexity (or the alignment
-model's score) in another. driver.py rewrites it at each validation; open it in a
+and its moving average (thick) in one chart, the validation perplexity (and the alignment
+model's retrieval score, if a run reports it) in the next ones. driver.py rewrites it at each validation; open it in a
 browser and reload.
 
 A status file (`<host>_<dataset>_<fappend>_status.json`, written by neuraltalk/train.py)
@@ -113,8 +113,8 @@ def chart(title, y_label, series):
 
 def render(runs):
     """The page for a list of status dicts (see read_runs)."""
-    cost_series, val_series, legend = [], [], []
-    val_labels = set()
+    cost_series, legend = [], []
+    val_series = {}  # one chart per kind of validation value: perplexities, scores
     for k, status in enumerate(runs):
         colour = COLOURS[k % len(COLOURS)]
         run = status["run"]
@@ -122,15 +122,15 @@ def render(runs):
         cost_series.append((run, colour, "cost", [(p[0], p[1]) for p in costs], 1))
         cost_series.append((run, colour, "smooth", [(p[0], p[2]) for p in costs], 2.5))
         vals = [(p[0], p[1]) for p in status.get("val_history") or [] if len(p) >= 2]
-        val_series.append((run, colour, "validation", vals, 2))
-        val_labels.add(status.get("val_label") or "validation perplexity")
+        label = status.get("val_label") or "validation perplexity"
+        val_series.setdefault(label, []).append((run, colour, "validation", vals, 2))
         it = status.get("iter") or ["?", "?"]
         last = "%.3f" % vals[-1][1] if vals else "none yet"
         legend.append('<li><span style="color:%s">&#9632;</span> <b>%s</b>: iteration %s of %s, '
                       'last validation %s, updated %s</li>'
                       % (colour, html.escape(str(run)), it[0], it[1], last,
                          html.escape(str(status.get("time", "")))))
-    val_label = " / ".join(sorted(val_labels)) or "validation perplexity"
+    val_charts = [chart(label, label, val_series[label]) for label in sorted(val_series)]
     return "\n".join([
         "<!DOCTYPE html>", '<html><head><meta charset="utf-8"><title>neuraltalk training '
         "monitor</title>",
@@ -140,7 +140,7 @@ def render(runs):
         "update. Thin lines: the cost of each batch; thick: its moving average.</p>",
         "<ul>", *legend, "</ul>",
         chart("training cost", "cost", cost_series),
-        chart(val_label, val_label, val_series),
+        *(val_charts or [chart("validation perplexity", "validation perplexity", [])]),
         "</body></html>", ""])
 
 

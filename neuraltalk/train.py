@@ -6,7 +6,13 @@ as `cv/model_checkpoint_<dataset>_<host>_<fappend>_<perplexity>.p`, write a stat
 now and then, and abort when the cost explodes (its moving average past twice the
 first batch's cost, or not finite). Unlike NeuralTalk the checkpoint also
 holds the solver cache, the random state and the iteration, so `--init_model_from`
-resumes exactly, and Ctrl-C writes a last checkpoint before exiting.
+resumes exactly, and Ctrl-C or SIGTERM writes an `_interrupted` checkpoint before exiting.
+
+Files a run leaves: its best checkpoint only (each new best replaces the previous one
+this run wrote; `--keep_all_checkpoints 1` keeps them all, as NeuralTalk did), the state
+it ended in as `..._last.p`, and, beside the status JSON, `monitor.html` plotting every
+run of the status folder (neuraltalk/monitor.py). Everything that can be checked before
+the first iteration is: the output folder, the vocabulary, the feature rows.
 """
 import datetime
 import json

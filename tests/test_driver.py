@@ -407,3 +407,18 @@ def test_status_json_keeps_the_history_the_monitor_page_plots(shapes_root, tmp_p
     assert [p[0] for p in status["val_history"]] == [9, 19, 29]
     page = open(tmp_path / "status" / "monitor.html").read()
     assert page.count('class="smooth"') == 2 and "_shapes_two" in page
+
+
+def test_a_nan_region_feature_is_found_before_training_the_alignment_model(shapes_root,
+                                                                         tmp_path, capsys):
+    import h5py
+    dataset = _copy_shapes(shapes_root, tmp_path / "poisoned")
+    images = json.load(open(os.path.join(dataset, "dataset.json")))["images"]
+    imgid = min(img["imgid"] for img in images if img["split"] == "val")
+    with h5py.File(os.path.join(dataset, "regions.h5"), "r+") as f:
+        f["feats"][imgid, 0, 0] = np.nan
+    assert _train(shapes_root, tmp_path, "--dataset", dataset, "--model", "brnn",
+                  "--embedding_size", "16", "--word_vector_size", "16", "--max_iters", "3") == 2
+    out, err = capsys.readouterr()
+    assert "regions.h5 holds NaN or infinite region features for imgid %d" % imgid in err
+    assert "batch done" not in out

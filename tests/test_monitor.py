@@ -73,3 +73,10 @@ def test_the_cost_history_stays_small_and_spans_the_run():
         history.add_cost(it, 1.0, 1.0)
     assert len(history.costs) <= History.MAX_POINTS
     assert history.costs[0][0] == 0 and history.costs[-1][0] > 99000
+
+
+def test_perplexities_and_retrieval_scores_get_charts_of_their_own():
+    scored = dict(_status("brnn_run", 4, [3]), val_label="retrieval score")
+    page = render([_status("lstm_run", 4, [3]), scored])
+    assert page.count("<svg") == 3
+    assert 'aria-label="retrieval score"' in page and 'aria-label="validation perplexity"' in page
