@@ -31,7 +31,8 @@ from neuraltalk.checkpoint import atomic_write_text, load_checkpoint, model_as, 
 from neuraltalk.dataset import load_dataset
 from neuraltalk.errors import NeuralTalkError
 
-# files older than this are no run's in progress of ours (see remove_stale_temporaries)
+# when driver.py imported this module, about when the process started: a temporary
+# file older than that is no save of this run (see remove_stale_temporaries)
 PROCESS_START = time.time()
 
 # Flags that fix the shape of a model: when resuming they come from the checkpoint.
@@ -167,10 +168,8 @@ def check_vocabulary(task, dataset, params):
 def check_features(dataset, chunk_rows=4096):
     """Every feature row of the train and val images is finite: a NaN is found now, not
     when a batch samples it hours in. Chunks keep the memory bounded."""
-    imgids = np.array(sorted(img["imgid"] for split in ("train", "val")
-                             for img in dataset.images if img["split"] == split
-                             or (split == "train" and dataset.fold_restval
-                                 and img["split"] == "restval")), dtype=np.int64)
+    imgids = np.array(sorted({img["imgid"] for split in ("train", "val")
+                              for img in dataset.split(split)}), dtype=np.int64)
     for start in range(0, len(imgids), chunk_rows):
         chunk = imgids[start:start + chunk_rows]
         try:
