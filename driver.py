@@ -1,9 +1,15 @@
 """Train a caption generator or the alignment model: `python driver.py --dataset flickr8k`.
 
 The flags are NeuralTalk's, with their names and defaults, plus --model, --seed,
---max_iters, --data_root, --fold_restval, --features and Adam's betas.
+--max_iters, --data_root, --fold_restval, --features, --keep_all_checkpoints and Adam's
+betas. Exit status: 0 after a run (best and `_last` checkpoints written), 1 when training
+went wrong (the cost exploded, NaN parameters, --min_ppl_or_abort), 2 for a bad flag or
+input, 130 after Ctrl-C and 143 (128 + SIGTERM) after SIGTERM, both having written an
+`_interrupted` checkpoint.
 """
 import argparse
+import math
+import os
 import sys
 
 from neuraltalk.errors import NeuralTalkError
@@ -31,6 +37,9 @@ def build_parser():
                    help="where the status JSON is written")
     p.add_argument("--write_checkpoint_ppl_threshold", type=float, default=-1,
                    help="write no checkpoint above this validation perplexity (-1: always)")
+    p.add_argument("--keep_all_checkpoints", type=int, default=0,
+                   help="1: keep a checkpoint at every validation improvement, as NeuralTalk; "
+                        "0: only this run's best and its _last")
     p.add_argument("--init_model_from", default="",
                    help="checkpoint to resume from (model, solver state, iteration)")
     p.add_argument("--seed", type=int, default=123, help="random seed: same seed, same run")
@@ -93,20 +102,36 @@ MODEL_DEFAULTS = {"generator": {"solver": "rmsprop"}, "brnn": {"solver": "adam"}
 
 
 def check_flags(parser, params):
+    """Refuse, before anything is read, every flag value that cannot make a meaningful run."""
     for key, value in MODEL_DEFAULTS[params["model"]].items():
         if params[key] is None:
             params[key] = value
+    for name, value in sorted(params.items()):
+        if isinstance(value, float) and not math.isfinite(value):
+            parser.error("--%s must be a finite number, not %s" % (name, value))
     for name in ("batch_size", "image_encoding_size", "word_encoding_size", "hidden_size",
-                 "eval_batch_size"):
-        if params[name] <= 0:
+                 "eval_batch_size", "embedding_size", "word_vector_size", "learning_rate",
+                 "eval_period", "smooth_eps", "margin"):
+        if name in params and params[name] <= 0:
             parser.error("--%s must be positive, not %s" % (name, params[name]))
-    for name in ("drop_prob_encoder", "drop_prob_decoder"):
+    for name in ("drop_prob_encoder", "drop_prob_decoder", "momentum", "decay_rate",
+                 "adam_beta1", "adam_beta2"):
         if not 0 <= params[name] < 1:
             parser.error("--%s must be in [0, 1), not %s" % (name, params[name]))
-    if params["learning_rate"] <= 0:
-        parser.error("--learning_rate must be positive, not %s" % params["learning_rate"])
-    if params["eval_period"] <= 0:
-        parser.error("--eval_period must be positive, not %s" % params["eval_period"])
+    for name in ("seed", "regc", "word_count_threshold", "beta"):
+        if name in params and params[name] < 0:
+            parser.error("--%s must not be negative, not %s" % (name, params[name]))
+    if params["max_iters"] <= 0 and params["max_epochs"] <= 0:
+        parser.error("--max_epochs must be positive (or give --max_iters), not %s"
+                     % params["max_epochs"])
+    if params["eval_max_images"] == 0 or params["eval_max_images"] < -1:
+        parser.error("--eval_max_images must be positive, or -1 for all, not %s"
+                     % params["eval_max_images"])
+    fappend = params["fappend"]
+    if not fappend or any(sep and sep in fappend for sep in ("/", os.sep, os.altsep)):
+        parser.error("--fappend goes into checkpoint file names: give a name without a path "
+                     "separator, not %r (put the folder in --checkpoint_output_directory)"
+                     % fappend)
 
 
 def main(argv=None):
@@ -119,9 +144,10 @@ def main(argv=None):
     except NeuralTalkError as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # before training started: nothing to save
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # before training started: nothing to save
+        terminated = isinstance(e, train.Terminated)
+        print("terminated" if terminated else "interrupted", file=sys.stderr)
+        return 143 if terminated else 130
 
 
 if __name__ == "__main__":

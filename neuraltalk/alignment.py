@@ -255,10 +255,23 @@ def make_task(params, dataset, rng, vocab=None):
         return {"score": -total, "perplexity": -total,
                 "summary": "retrieval on val: " + format_recalls(result)}
 
+    def check_features(chunk_images=64):
+        # the region features are what this model reads, in chunks of bounded memory
+        imgids = np.union1d(train.image_ids, val.image_ids)
+        for start in range(0, len(imgids), chunk_images):
+            chunk = imgids[start:start + chunk_images]
+            feats = np.asarray(regions.feats[chunk], dtype=np.float32)
+            finite = np.isfinite(feats.sum(axis=(1, 2), dtype=np.float64))
+            if not finite.all():
+                raise NeuralTalkError("%s holds NaN or infinite region features for imgid %d "
+                                      "(checked before training): recompute them"
+                                      % (regions.path, chunk[~finite][0]))
+
     update_keys = sorted(k for k in model if k != "Ww" or params.get("finetune_word_vectors"))
     return Task(model=model, wordtoix=wordtoix, ixtoword=ixtoword, sample_batch=sample_batch,
                 cost=lambda model, batch, rng: batch_cost(model, batch, params),
-                validate=validate, update_keys=update_keys, epoch_size=len(train))
+                validate=validate, update_keys=update_keys, epoch_size=len(train),
+                check_features=check_features)
 
 
 def format_recalls(result):

@@ -17,4 +17,7 @@ Task = namedtuple("Task", [
                     # in the checkpoint file name), 'summary' (one line to print)
     "update_keys",  # names of the parameters the solver updates (frozen ones left out)
     "epoch_size",   # number of training pairs that make one epoch
-])
+    "check_features",  # () -> None: raise NeuralTalkError naming the file and the first
+                       # imgid if a feature row the run uses is not finite; None: the
+                       # training loop checks the dataset's rows of the train and val images
+], defaults=(None,))

@@ -6,13 +6,22 @@ as `cv/model_checkpoint_<dataset>_<host>_<fappend>_<perplexity>.p`, write a stat
 now and then, and abort when the cost explodes (its moving average past twice the
 first batch's cost, or not finite). Unlike NeuralTalk the checkpoint also
 holds the solver cache, the random state and the iteration, so `--init_model_from`
-resumes exactly, and Ctrl-C writes a last checkpoint before exiting.
+resumes exactly, and Ctrl-C or SIGTERM writes an `_interrupted` checkpoint before exiting.
+
+Files a run leaves: its best checkpoint only (each new best replaces the previous one
+this run wrote; `--keep_all_checkpoints 1` keeps them all, as NeuralTalk did), the state
+it ended in as `..._last.p`, and, beside the status JSON, `monitor.html` plotting every
+run of the status folder (neuraltalk/monitor.py). Everything that can be checked before
+the first iteration is: the output folder, the vocabulary, the feature rows.
 """
 import datetime
 import json
 import math
 import os
+import signal
 import socket
+import tempfile
+import threading
 import time
 
 import numpy as np
@@ -21,6 +30,10 @@ from neuraltalk import solvers
 from neuraltalk.checkpoint import atomic_write_text, load_checkpoint, model_as, save_checkpoint
 from neuraltalk.dataset import load_dataset
 from neuraltalk.errors import NeuralTalkError
+
+# when driver.py imported this module, about when the process started: a temporary
+# file older than that is no save of this run (see remove_stale_temporaries)
+PROCESS_START = time.time()
 
 # Flags that fix the shape of a model: when resuming they come from the checkpoint.
 ARCHITECTURE_FLAGS = (
@@ -61,28 +74,151 @@ def format_seconds(seconds):
 
 def resume_from(params):
     """Load `--init_model_from`; its architecture flags replace the command line's."""
-    checkpoint = load_checkpoint(params["init_model_from"])
+    path = params["init_model_from"]
+    checkpoint = load_checkpoint(path)
+    check_checkpoint(checkpoint, path)
     saved = checkpoint["params"]
     if saved.get("model", "generator") != params["model"]:
         raise NeuralTalkError(
             "--init_model_from %s holds a %s model but --model is %s"
-            % (params["init_model_from"], saved.get("model", "generator"), params["model"]))
+            % (path, saved.get("model", "generator"), params["model"]))
     for key in ARCHITECTURE_FLAGS:
         if key in saved:
             params[key] = saved[key]
     return checkpoint
 
 
+def check_checkpoint(checkpoint, path):
+    """Refuse a checkpoint that cannot be resumed, naming the file and the key."""
+    def refuse(what):
+        raise NeuralTalkError("--init_model_from %s %s: it cannot be resumed; give a "
+                              "checkpoint written by driver.py" % (path, what))
+    for key, kind in (("params", dict), ("model", dict), ("wordtoix", dict),
+                      ("ixtoword", dict)):
+        if key not in checkpoint:
+            refuse("lacks %r" % key)
+        if not isinstance(checkpoint[key], kind):
+            refuse("holds a %s under %r, not a dict" % (type(checkpoint[key]).__name__, key))
+    for where in ("model", "solver_cache"):
+        for key, value in checkpoint.get(where, {}).items():
+            if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiu":
+                refuse("holds a %s under %s[%r], not an array of numbers"
+                       % (type(value).__name__, where, key))
+    perplexity = checkpoint.get("perplexity")
+    if perplexity is not None and not isinstance(perplexity, (int, float, np.number)):
+        refuse("holds a %s as its perplexity" % type(perplexity).__name__)
+    if not isinstance(checkpoint.get("it", 0), (int, np.integer)):
+        refuse("holds a %s as its iteration" % type(checkpoint["it"]).__name__)
+
+
+def remove_stale_temporaries(folder, before):
+    """Delete our own half-written files (`.tmp-*`, from save_checkpoint and
+    atomic_write_text) that a killed run left in `folder`, if older than `before`
+    (a time.time()): a run writing into the same folder right now keeps its own."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    removed = []
+    for name in sorted(names):
+        path = os.path.join(folder, name)
+        if not name.startswith(".tmp-") or os.path.islink(path) or not os.path.isfile(path):
+            continue
+        try:
+            if os.path.getmtime(path) < before:
+                os.remove(path)
+                removed.append(name)
+        except OSError:
+            continue  # gone already, or not ours to remove
+    if removed:
+        print("removed %d stale temporary file%s a killed run left in %s: %s"
+              % (len(removed), "" if len(removed) == 1 else "s", folder, ", ".join(removed)))
+
+
+def check_output_folder(folder, flag):
+    """Make `folder` if needed and prove it writable now, not at the first save after an
+    hour of training. Writing a probe file is the only test that holds for root too."""
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise NeuralTalkError("%s %s is a file, not a folder: give a folder to write into"
+                              % (flag, folder))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise NeuralTalkError("%s %s is not a folder this run can write into: %s"
+                              % (flag, folder, e.strerror or e)) from None
+
+
+def check_vocabulary(task, dataset, params):
+    """A vocabulary of END alone, or sentences without words, train nothing."""
+    if len(task.ixtoword) > 1:
+        return
+    n_tokens = sum(len(s["tokens"]) for img in dataset.split("train") for s in img["sentences"])
+    json_path = os.path.join(dataset.folder, "dataset.json")
+    if n_tokens == 0:
+        raise NeuralTalkError("%s: every sentence of the train split has an empty token "
+                              "list: there is nothing to learn" % json_path)
+    raise NeuralTalkError("no word occurs --word_count_threshold %d times in the train "
+                          "sentences of %s: the vocabulary would be empty; lower the threshold"
+                          % (params["word_count_threshold"], json_path))
+
+
+def check_features(dataset, chunk_rows=4096):
+    """Every feature row of the train and val images is finite: a NaN is found now, not
+    when a batch samples it hours in. Chunks keep the memory bounded."""
+    imgids = np.array(sorted({img["imgid"] for split in ("train", "val")
+                              for img in dataset.split(split)}), dtype=np.int64)
+    for start in range(0, len(imgids), chunk_rows):
+        chunk = imgids[start:start + chunk_rows]
+        try:
+            dataset.features[chunk]
+        except NeuralTalkError as e:
+            raise NeuralTalkError("%s (checked before training)" % e) from None
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, as a cluster scheduler sends before killing a job: handled as Ctrl-C."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
 def run(params):
-    """Train as `params` (every driver flag) says. Returns the process exit code."""
+    """Train as `params` (every driver flag) says. Returns the process exit code: 0, 1 when
+    training went wrong (the cost exploded, NaN parameters, --min_ppl_or_abort), 130 after
+    Ctrl-C and 143 (128 + SIGTERM) after SIGTERM, both with an `_interrupted` checkpoint."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        return _run(params)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(params):
     rng = np.random.default_rng(params["seed"])
     checkpoint = resume_from(params) if params["init_model_from"] else None
+    if not params["do_grad_check"]:
+        for flag in ("checkpoint_output_directory", "worker_status_output_directory"):
+            remove_stale_temporaries(params[flag], PROCESS_START)
+        check_output_folder(params["checkpoint_output_directory"],
+                            "--checkpoint_output_directory")
     dataset = load_dataset(params["dataset"], data_root=params["data_root"],
                            fold_restval=bool(params["fold_restval"]),
                            features_path=params["features"] or None)
     params["cnn"] = dataset.cnn
     vocab = (checkpoint["wordtoix"], checkpoint["ixtoword"]) if checkpoint else None
     task = make_task(params, dataset, rng, vocab=vocab)
+    check_vocabulary(task, dataset, params)
+    if task.check_features is not None:
+        task.check_features()
+    else:
+        check_features(dataset)
     model = task.model
     cache = {}
     start_it = 0
@@ -119,12 +255,18 @@ def run(params):
           "validation every %d" % (task_label(params), dataset_label(params), task.epoch_size,
                                    iters_per_epoch, max_iters, eval_period_iters))
 
+    # the resumed checkpoint's perplexity is the one to beat only on the same dataset;
+    # one written before the first validation has none
+    resumed_score = checkpoint.get("perplexity") if checkpoint else None
+    same_data = checkpoint and (os.path.basename(os.path.normpath(
+        str(checkpoint["params"].get("dataset", "")))) == dataset_label(params))
     state = {
-        "best_score": float(checkpoint["perplexity"]) if checkpoint and "perplexity" in checkpoint
-        else None,
+        "best_score": float(resumed_score) if resumed_score is not None and same_data else None,
+        "best_path": None,  # the best checkpoint this run wrote: the only one it may remove
         "val_perplexity": None,
         "it": start_it - 1,
         "epoch": 0.0,
+        "history": History(),
     }
 
     def write_checkpoint(path):
@@ -168,6 +310,13 @@ def run(params):
                       "%.4f). Lower --learning_rate or run --do_grad_check 1."
                       % (total_cost, smooth_cost, total_cost0))
                 return 1
+            bad = first_nonfinite(model)
+            if bad:
+                print("aborting at iteration %d: the update left NaN or infinite values in %s; "
+                      "the last good checkpoint is kept. Lower --learning_rate or "
+                      "--grad_clip." % (it, bad))
+                return 1
+            state["history"].add_cost(it, total_cost, smooth_cost)
 
             now = time.time()
             if now - last_status > 60:
@@ -178,6 +327,7 @@ def run(params):
             if ((it + 1) % eval_period_iters == 0 and it < max_iters - 5) or is_last:
                 result = task.validate(model)
                 state["val_perplexity"] = float(result["perplexity"])
+                state["history"].add_validation(it, state["val_perplexity"])
                 print("validation: %s" % result["summary"], flush=True)
                 write_status(params, host, state, it, max_iters, dt, smooth_ppl2)
                 if 0 < params["min_ppl_or_abort"] < result["perplexity"]:
@@ -188,14 +338,66 @@ def run(params):
                 improved = state["best_score"] is None or result["score"] < state["best_score"]
                 if improved and (threshold < 0 or result["perplexity"] < threshold):
                     state["best_score"] = result["score"]
-                    write_checkpoint(checkpoint_path(params, host, result["perplexity"]))
-    except KeyboardInterrupt:
-        filename = "model_checkpoint_%s_%s_%s_interrupted.p" % (
-            dataset_label(params), host, params["fappend"])
-        print("\ninterrupted at iteration %d; writing a last checkpoint" % state["it"])
-        write_checkpoint(os.path.join(params["checkpoint_output_directory"], filename))
-        return 130
+                    path = checkpoint_path(params, host, result["perplexity"])
+                    write_checkpoint(path)
+                    previous = state["best_path"]
+                    if previous and previous != path and not params["keep_all_checkpoints"]:
+                        remove_quietly(previous)
+                    state["best_path"] = path
+    except KeyboardInterrupt as e:
+        print("\n%s at iteration %d; writing a last checkpoint"
+              % ("terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted",
+                 state["it"]))
+        write_checkpoint(named_checkpoint_path(params, host, "interrupted"))
+        return 143 if isinstance(e, Terminated) else 130
+    # the state the run ended in, whether or not its validation beat the best
+    write_checkpoint(named_checkpoint_path(params, host, "last"))
     return 0
+
+
+def named_checkpoint_path(params, host, name):
+    """`model_checkpoint_<dataset>_<host>_<fappend>_<name>.p` (name: last, interrupted)."""
+    filename = "model_checkpoint_%s_%s_%s_%s.p" % (
+        dataset_label(params), host, params["fappend"], name)
+    return os.path.join(params["checkpoint_output_directory"], filename)
+
+
+def remove_quietly(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass  # already gone: nothing to keep tidy
+
+
+def first_nonfinite(model):
+    """The name of the first parameter holding NaN or inf, or None. A float64 sum is
+    finite iff every entry is, and costs no (N, D) mask."""
+    for name in sorted(model):
+        if not np.isfinite(np.sum(model[name], dtype=np.float64)):
+            return name
+    return None
+
+
+class History:
+    """Training cost and validation points for the monitor page, kept small: when the
+    cost points pass MAX_POINTS every other one is dropped and the stride doubles."""
+    MAX_POINTS = 2000
+
+    def __init__(self):
+        self.costs = []  # [iteration, cost, smoothed cost]
+        self.validations = []  # [iteration, perplexity or score]
+        self.stride = 1
+
+    def add_cost(self, it, cost, smooth):
+        if it % self.stride:
+            return
+        self.costs.append([it, float(cost), float(smooth)])
+        if len(self.costs) > self.MAX_POINTS:
+            self.costs = self.costs[::2]
+            self.stride *= 2
+
+    def add_validation(self, it, value):
+        self.validations.append([it, float(value)])
 
 
 def task_label(params):
@@ -215,20 +417,31 @@ def progress_line(it, max_iters, dt, smooth_dt, epoch, cost, smooth_ppl2):
 
 
 def write_status(params, host, state, it, max_iters, dt, smooth_ppl2):
-    """NeuralTalk's worker status JSON, `<status dir>/<host>_status.json`."""
+    """NeuralTalk's worker status JSON, one per run
+    (`<status dir>/<host>_<dataset>_<fappend>_status.json`), with the cost and validation
+    history that the monitor page (neuraltalk/monitor.py), rewritten here too, plots."""
+    from neuraltalk.monitor import write_monitor
+    run = "%s_%s_%s" % (host, dataset_label(params), params["fappend"])
     status = {
         "time": datetime.datetime.now().isoformat(),
+        "run": run,
         "iter": [it, max_iters],
         "epoch": [state["epoch"], params["max_epochs"]],
         "time_per_batch": dt,
         "smooth_train_ppl2": smooth_ppl2,
         "val_ppl2": state["val_perplexity"],
+        "val_label": ("retrieval score (-sum of R@1,5,10)" if params["model"] == "brnn"
+                      else "validation perplexity"),
+        "cost_history": state["history"].costs,
+        "val_history": state["history"].validations,
         "hostname": host,
         "params": params,
     }
-    path = os.path.join(params["worker_status_output_directory"], host + "_status.json")
+    folder = params["worker_status_output_directory"]
+    path = os.path.join(folder, run + "_status.json")
     try:
         atomic_write_text(path, json.dumps(status, indent=1, default=str))
+        write_monitor(folder)
     except OSError as e:  # a status file is a convenience: say so and go on training
         print("could not write the status file %s: %s" % (path, e.strerror))
 
@@ -238,12 +451,15 @@ def grad_check(task, rng, params):
     from neuraltalk.gradcheck import check_task_gradients
     batch = task.sample_batch(min(params["batch_size"], 8), rng)
     model = model_as(task.model, np.float64)
-    errors = check_task_gradients(task, model, batch)
+    errors, skipped = check_task_gradients(task, model, batch)
     worst = max(errors.values())
     for name in sorted(errors):
-        print("%-8s worst relative error %.3e" % (name, errors[name]))
+        note = " (%d entries at a kink skipped)" % skipped[name] if skipped[name] else ""
+        print("%-8s worst relative error %.3e%s" % (name, errors[name], note))
     # float64 round-off on a real batch leaves ~1e-6 to 1e-5 on small entries; a wrong
     # gradient is off by far more
     ok = worst < 1e-4
-    print("gradient check %s (worst %.3e, threshold 1e-4)" % ("PASSED" if ok else "FAILED", worst))
+    print("gradient check %s (worst %.3e, threshold 1e-4; %d entries skipped where a ReLU, "
+          "max or hinge kink lies within the finite-difference step)"
+          % ("PASSED" if ok else "FAILED", worst, sum(skipped.values())))
     return 0 if ok else 1
