@@ -12,7 +12,9 @@ import math
 import os
 import sys
 
+from neuraltalk import models
 from neuraltalk.errors import NeuralTalkError
+from neuraltalk.models import captioning
 
 
 def build_parser():
@@ -26,8 +28,10 @@ def build_parser():
                    help="1: train on restval too (the COCO Karpathy split)")
     p.add_argument("--features", default="",
                    help="feature file to use instead of the dataset folder's vgg_feats.*")
-    p.add_argument("--model", default="generator", choices=["generator", "brnn"],
-                   help="a caption generator, or the alignment model (bidirectional RNN)")
+    p.add_argument("--model", default="generator", choices=models.model_kinds(),
+                   help="a caption generator (--generator), or an alignment model: "
+                   + "; ".join("%s: %s" % (name, m.PAPER)
+                               for name, m in sorted(models.ALIGNMENT_MODELS.items())))
     p.add_argument("-a", "--do_grad_check", type=int, default=0,
                    help="1: check the gradients on a real batch, print the worst error, exit")
     p.add_argument("--fappend", default="baseline", help="appended to checkpoint file names")
@@ -43,16 +47,6 @@ def build_parser():
     p.add_argument("--init_model_from", default="",
                    help="checkpoint to resume from (model, solver state, iteration)")
     p.add_argument("--seed", type=int, default=123, help="random seed: same seed, same run")
-    # model parameters
-    p.add_argument("--generator", default="lstm", choices=["lstm", "rnn"], help="generator")
-    p.add_argument("--image_encoding_size", type=int, default=256, help="image encoding size")
-    p.add_argument("--word_encoding_size", type=int, default=256, help="word encoding size")
-    p.add_argument("--hidden_size", type=int, default=256, help="hidden layer size")
-    p.add_argument("--tanhC_version", type=int, default=0, help="LSTM: h = o * tanh(c)")
-    p.add_argument("--rnn_relu_encoders", type=int, default=0,
-                   help="RNN: ReLU on the word and image encodings")
-    p.add_argument("--rnn_feed_once", type=int, default=0,
-                   help="RNN: feed the image at the first step only")
     # optimization parameters
     p.add_argument("-c", "--regc", type=float, default=1e-8, help="L2 regularization strength")
     p.add_argument("-m", "--max_epochs", type=float, default=50, help="epochs to train for")
@@ -60,9 +54,9 @@ def build_parser():
                    help="iterations to train for (-1: from --max_epochs)")
     p.add_argument("--solver", default=None,
                    choices=["vanilla", "rmsprop", "adagrad", "adadelta", "adam"],
-                   help="update rule (default: rmsprop for generators as NeuralTalk, adam for "
-                        "the alignment model, whose unbounded scores rmsprop's first steps "
-                        "blow up)")
+                   help="update rule (default: the model's own, "
+                   + ", ".join("%s %s" % (m.NAME, m.DEFAULTS["solver"]) for m in models.all_modules())
+                   + ")")
     p.add_argument("--momentum", type=float, default=0.0, help="momentum for vanilla SGD")
     p.add_argument("--decay_rate", type=float, default=0.999, help="rmsprop/adadelta decay")
     p.add_argument("--smooth_eps", type=float, default=1e-8,
@@ -73,10 +67,6 @@ def build_parser():
     p.add_argument("-b", "--batch_size", type=int, default=100, help="batch size")
     p.add_argument("--grad_clip", type=float, default=5,
                    help="clip each gradient element to [-grad_clip, grad_clip]")
-    p.add_argument("--drop_prob_encoder", type=float, default=0.5,
-                   help="dropout right after the encoders")
-    p.add_argument("--drop_prob_decoder", type=float, default=0.5,
-                   help="dropout right before the decoder")
     # data preprocessing parameters
     p.add_argument("--word_count_threshold", type=int, default=5,
                    help="words seen fewer times in training are dropped")
@@ -88,22 +78,22 @@ def build_parser():
                    help="validate on at most this many images (-1: all)")
     p.add_argument("--min_ppl_or_abort", type=float, default=-1,
                    help="abort if validation perplexity is above this (-1: never)")
-    try:
-        from neuraltalk import alignment
-    except ImportError:
-        alignment = None
-    if alignment is not None:
-        alignment.add_arguments(p.add_argument_group("alignment model (--model brnn)"))
+    # the models' own flags, from the registry
+    group = p.add_argument_group("caption generators (--model generator)")
+    group.add_argument("--generator", default="lstm", choices=sorted(models.GENERATORS),
+                       help="; ".join("%s: %s" % (name, m.PAPER)
+                                      for name, m in sorted(models.GENERATORS.items())))
+    captioning.add_arguments(group)
+    for name, m in sorted(models.GENERATORS.items()):
+        m.add_arguments(p.add_argument_group("%s generator (--generator %s)" % (name, name)))
+    for name, m in sorted(models.ALIGNMENT_MODELS.items()):
+        m.add_arguments(p.add_argument_group("alignment model (--model %s)" % name))
     return p
-
-
-# defaults that depend on --model: NeuralTalk's for generators
-MODEL_DEFAULTS = {"generator": {"solver": "rmsprop"}, "brnn": {"solver": "adam"}}
 
 
 def check_flags(parser, params):
     """Refuse, before anything is read, every flag value that cannot make a meaningful run."""
-    for key, value in MODEL_DEFAULTS[params["model"]].items():
+    for key, value in models.module_of(params).DEFAULTS.items():
         if params[key] is None:
             params[key] = value
     for name, value in sorted(params.items()):
@@ -127,6 +117,11 @@ def check_flags(parser, params):
     if params["eval_max_images"] == 0 or params["eval_max_images"] < -1:
         parser.error("--eval_max_images must be positive, or -1 for all, not %s"
                      % params["eval_max_images"])
+    if not models.is_generator(params):
+        for name in ("min_ppl_or_abort", "write_checkpoint_ppl_threshold"):
+            if params[name] != -1:
+                parser.error("--%s is about a caption generator's validation perplexity; "
+                             "--model %s validates by retrieval recall" % (name, params["model"]))
     fappend = params["fappend"]
     if not fappend or any(sep and sep in fappend for sep in ("/", os.sep, os.altsep)):
         parser.error("--fappend goes into checkpoint file names: give a name without a path "

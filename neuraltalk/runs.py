@@ -1,9 +1,10 @@
 """A training run's files, as the commands that read them see them.
 
 driver.py keeps, per run, its best checkpoint
-`model_checkpoint_<dataset>_<host>_<fappend>_<val perplexity>.p` (perplexity %.2f; lower
-is better, for the alignment model too, whose number is a negated score), a
-`..._last.p` and, after Ctrl-C, a `..._interrupted.p`. eval_sentence_predictions.py and
+`model_checkpoint_<dataset>_<host>_<fappend>_<val perplexity>.p` (perplexity %.2f, lower
+is better), or for a model validated by another score `..._<score name><value>.p` (the
+alignment model's `recall_sum`, higher is better), a `..._last.p` and, after Ctrl-C or
+SIGTERM, a `..._interrupted.p`. eval_sentence_predictions.py and
 predict_on_images.py take either a checkpoint file or such a run's folder (`cv/`), whose
 best checkpoint they then use.
 """
@@ -12,16 +13,18 @@ import re
 
 from neuraltalk.errors import NeuralTalkError
 
-# The perplexity is the last field, so the run's prefix may itself hold underscores and
-# digits (host names, --fappend values). `inf` is what %.2f makes of a diverged run; the
-# alignment model's "perplexity" is a negated retrieval score, so it may be negative.
-_BEST = re.compile(r"^model_checkpoint_(?P<run>.+)_(?P<ppl>-?(?:[0-9]+(?:\.[0-9]+)?|inf))\.p$")
+# The score is the last field, so the run's prefix may itself hold underscores and
+# digits (host names, --fappend values). `inf` is what %.2f makes of a diverged run.
+# Checkpoints written before scores had names carry a negated recall sum (negative).
+_BEST = re.compile(r"^model_checkpoint_(?P<run>.+)_(?P<name>recall_sum)?"
+                   r"(?P<ppl>-?(?:[0-9]+(?:\.[0-9]+)?|inf))\.p$")
+HIGHER_IS_BETTER = {"recall_sum"}
 _OTHER = re.compile(r"^model_checkpoint_(?P<run>.+)_(?:last|interrupted)\.p$")
 
 
 def best_checkpoint(folder):
-    """The path of the best checkpoint (lowest validation perplexity in its name) of the
-    one run whose checkpoints are in `folder`."""
+    """The path of the best checkpoint (lowest validation perplexity, or highest recall
+    sum, in its name) of the one run whose checkpoints are in `folder`."""
     try:
         names = sorted(os.listdir(folder))
     except OSError as e:
@@ -30,7 +33,10 @@ def best_checkpoint(folder):
     for name in names:
         m = _BEST.match(name)
         if m and os.path.isfile(os.path.join(folder, name)):
-            best.setdefault(m.group("run"), []).append((float(m.group("ppl")), name))
+            value = float(m.group("ppl"))
+            if m.group("name") in HIGHER_IS_BETTER:
+                value = -value
+            best.setdefault(m.group("run"), []).append((value, name))
     if not best:
         others = [n for n in names if _OTHER.match(n)]
         hint = (": it holds %s; give that file instead" % ", ".join(others)) if others else \

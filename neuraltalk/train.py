@@ -1,4 +1,4 @@
-"""The training loop behind driver.py, for every kind of model (see neuraltalk/tasks.py).
+"""The training loop behind driver.py, for every kind of model (see neuraltalk/models/task.py).
 
 It follows NeuralTalk's driver: sample a batch, take a solver step, print a progress
 line, evaluate on the validation split every `eval_period` epochs, keep the best model
@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from neuraltalk import solvers
+from neuraltalk import models, solvers
 from neuraltalk.checkpoint import atomic_write_text, load_checkpoint, model_as, save_checkpoint
 from neuraltalk.dataset import load_dataset
 from neuraltalk.errors import NeuralTalkError
@@ -35,31 +35,19 @@ from neuraltalk.errors import NeuralTalkError
 # file older than that is no save of this run (see remove_stale_temporaries)
 PROCESS_START = time.time()
 
-# Flags that fix the shape of a model: when resuming they come from the checkpoint.
-ARCHITECTURE_FLAGS = (
-    "model", "generator", "image_encoding_size", "word_encoding_size", "hidden_size",
-    "tanhC_version", "rnn_relu_encoders", "rnn_feed_once", "word_count_threshold",
-    "embedding_size", "word_vector_size", "score",
-)
-
-
-def make_task(params, dataset, rng, vocab=None):
-    """The Task of `params['model']`: a caption generator or the alignment model."""
-    if params["model"] == "brnn":
-        from neuraltalk import alignment
-        return alignment.make_task(params, dataset, rng, vocab=vocab)
-    from neuraltalk import generators
-    return generators.make_task(params, dataset, rng, vocab=vocab)
-
 
 def dataset_label(params):
     """The dataset's name as it goes into checkpoint file names (a path's last folder)."""
     return os.path.basename(os.path.normpath(params["dataset"]))
 
 
-def checkpoint_path(params, host, perplexity):
-    filename = "model_checkpoint_%s_%s_%s_%.2f.p" % (
-        dataset_label(params), host, params["fappend"], perplexity)
+def checkpoint_path(params, host, score):
+    """NeuralTalk's `model_checkpoint_<dataset>_<host>_<fappend>_<perplexity %.2f>.p`; a
+    model validated by another score says which: `..._<name><value %.3f>.p`."""
+    value = ("%.2f" % score["value"] if score["name"] == "perplexity"
+             else "%s%.3f" % (score["name"], score["value"]))
+    filename = "model_checkpoint_%s_%s_%s_%s.p" % (
+        dataset_label(params), host, params["fappend"], value)
     return os.path.join(params["checkpoint_output_directory"], filename)
 
 
@@ -82,7 +70,7 @@ def resume_from(params):
         raise NeuralTalkError(
             "--init_model_from %s holds a %s model but --model is %s"
             % (path, saved.get("model", "generator"), params["model"]))
-    for key in ARCHITECTURE_FLAGS:
+    for key in models.architecture_flags(saved):  # they fix the parameters' shapes
         if key in saved:
             params[key] = saved[key]
     return checkpoint
@@ -213,7 +201,7 @@ def _run(params):
                            features_path=params["features"] or None)
     params["cnn"] = dataset.cnn
     vocab = (checkpoint["wordtoix"], checkpoint["ixtoword"]) if checkpoint else None
-    task = make_task(params, dataset, rng, vocab=vocab)
+    task = models.make_task(params, dataset, rng, vocab=vocab)
     check_vocabulary(task, dataset, params)
     if task.check_features is not None:
         task.check_features()
@@ -255,24 +243,26 @@ def _run(params):
           "validation every %d" % (task_label(params), dataset_label(params), task.epoch_size,
                                    iters_per_epoch, max_iters, eval_period_iters))
 
-    # the resumed checkpoint's perplexity is the one to beat only on the same dataset;
-    # one written before the first validation has none
-    resumed_score = checkpoint.get("perplexity") if checkpoint else None
+    # the resumed checkpoint's score is the one to beat only on the same dataset; one
+    # written before the first validation has none
     same_data = checkpoint and (os.path.basename(os.path.normpath(
         str(checkpoint["params"].get("dataset", "")))) == dataset_label(params))
     state = {
-        "best_score": float(resumed_score) if resumed_score is not None and same_data else None,
+        "best_score": resumed_score(checkpoint) if same_data else None,
         "best_path": None,  # the best checkpoint this run wrote: the only one it may remove
-        "val_perplexity": None,
+        "val_score": None,  # {"name", "value", "lower_is_better"} of the last validation
         "it": start_it - 1,
         "epoch": 0.0,
         "history": History(),
     }
 
     def write_checkpoint(path):
+        score = state["val_score"]
         save_checkpoint(path, {
             "it": state["it"], "epoch": state["epoch"], "model": model, "params": params,
-            "perplexity": state["val_perplexity"], "wordtoix": task.wordtoix,
+            # NeuralTalk's key holds a perplexity or nothing; every score under its name
+            "perplexity": score["value"] if score and score["name"] == "perplexity" else None,
+            "val_score": score, "wordtoix": task.wordtoix,
             "ixtoword": task.ixtoword, "solver_cache": cache,
             "rng_state": rng.bit_generator.state,
         })
@@ -326,19 +316,22 @@ def _run(params):
             is_last = it + 1 == max_iters
             if ((it + 1) % eval_period_iters == 0 and it < max_iters - 5) or is_last:
                 result = task.validate(model)
-                state["val_perplexity"] = float(result["perplexity"])
-                state["history"].add_validation(it, state["val_perplexity"])
+                score = {k: result[k] for k in ("name", "value", "lower_is_better")}
+                score["value"] = float(score["value"])
+                state["val_score"] = score
+                state["history"].add_validation(it, score["value"])
                 print("validation: %s" % result["summary"], flush=True)
                 write_status(params, host, state, it, max_iters, dt, smooth_ppl2)
-                if 0 < params["min_ppl_or_abort"] < result["perplexity"]:
+                # both flags are refused by driver.py for models not validated by perplexity
+                if 0 < params["min_ppl_or_abort"] < score["value"]:
                     print("aborting: validation perplexity %.2f is above --min_ppl_or_abort %.2f"
-                          % (result["perplexity"], params["min_ppl_or_abort"]))
+                          % (score["value"], params["min_ppl_or_abort"]))
                     return 1
                 threshold = params["write_checkpoint_ppl_threshold"]
-                improved = state["best_score"] is None or result["score"] < state["best_score"]
-                if improved and (threshold < 0 or result["perplexity"] < threshold):
-                    state["best_score"] = result["score"]
-                    path = checkpoint_path(params, host, result["perplexity"])
+                if better(score, state["best_score"]) and (threshold < 0 or
+                                                           score["value"] < threshold):
+                    state["best_score"] = score
+                    path = checkpoint_path(params, host, score)
                     write_checkpoint(path)
                     previous = state["best_path"]
                     if previous and previous != path and not params["keep_all_checkpoints"]:
@@ -353,6 +346,29 @@ def _run(params):
     # the state the run ended in, whether or not its validation beat the best
     write_checkpoint(named_checkpoint_path(params, host, "last"))
     return 0
+
+
+def better(score, best):
+    """Does the validation `score` beat `best` (None: nothing to beat)?"""
+    if best is None or best["name"] != score["name"]:
+        return True
+    if score["lower_is_better"]:
+        return score["value"] < best["value"]
+    return score["value"] > best["value"]
+
+
+def resumed_score(checkpoint):
+    """The validation score a resumed checkpoint reached, or None: `val_score`, or
+    NeuralTalk's `perplexity` in checkpoints that have only that."""
+    if not checkpoint:
+        return None
+    score = checkpoint.get("val_score")
+    if isinstance(score, dict) and {"name", "value", "lower_is_better"} <= set(score):
+        return score
+    if checkpoint.get("perplexity") is not None and models.is_generator(checkpoint["params"]):
+        return {"name": "perplexity", "value": float(checkpoint["perplexity"]),
+                "lower_is_better": True}
+    return None
 
 
 def named_checkpoint_path(params, host, name):
@@ -401,9 +417,9 @@ class History:
 
 
 def task_label(params):
-    if params["model"] == "brnn":
-        return "the alignment model (%s score)" % params.get("score", "max")
-    return "the %s generator" % params["generator"]
+    if models.is_generator(params):
+        return "the %s generator" % params["generator"]
+    return "the %s alignment model" % params["model"]
 
 
 def progress_line(it, max_iters, dt, smooth_dt, epoch, cost, smooth_ppl2):
@@ -422,6 +438,7 @@ def write_status(params, host, state, it, max_iters, dt, smooth_ppl2):
     history that the monitor page (neuraltalk/monitor.py), rewritten here too, plots."""
     from neuraltalk.monitor import write_monitor
     run = "%s_%s_%s" % (host, dataset_label(params), params["fappend"])
+    score = state["val_score"]
     status = {
         "time": datetime.datetime.now().isoformat(),
         "run": run,
@@ -429,9 +446,8 @@ def write_status(params, host, state, it, max_iters, dt, smooth_ppl2):
         "epoch": [state["epoch"], params["max_epochs"]],
         "time_per_batch": dt,
         "smooth_train_ppl2": smooth_ppl2,
-        "val_ppl2": state["val_perplexity"],
-        "val_label": ("retrieval score (-sum of R@1,5,10)" if params["model"] == "brnn"
-                      else "validation perplexity"),
+        "val_ppl2": score["value"] if score and score["name"] == "perplexity" else None,
+        "val_label": "validation " + (score["name"].replace("_", " ") if score else "score"),
         "cost_history": state["history"].costs,
         "val_history": state["history"].validations,
         "hostname": host,

@@ -185,10 +185,11 @@ def test_task_batches_pair_distinct_images_with_their_own_sentences(shapes_root)
         assert sentence in own
 
 
-def test_validation_reports_retrieval_as_a_lower_is_better_score(shapes_root):
+def test_validation_reports_the_recall_sum_under_its_own_name(shapes_root):
     from neuraltalk.dataset import load_dataset
     dataset = load_dataset("shapes", data_root=shapes_root)
     task = brnn.make_task(_task_params(), dataset, np.random.default_rng(0))
     result = task.validate(task.model)
-    assert result["score"] == result["perplexity"] < 0
+    assert result["name"] == "recall_sum" and result["lower_is_better"] is False
+    assert 0 <= result["value"] <= 6  # six recalls, each in [0, 1]
     assert "image search R@1" in result["summary"]

@@ -181,12 +181,13 @@ def test_validation_is_the_perplexity_of_every_val_sentence_without_dropout():
                   np.array([len(w) for w in words], np.int32), None, None)
     expected = captioning.batch_cost(task.model, batch, params)[0]
     result = task.validate(task.model)
-    assert result["score"] == result["perplexity"] == pytest.approx(expected["ppl2"], rel=1e-6)
-    assert "%f" % result["perplexity"] in result["summary"]
+    assert result["name"] == "perplexity" and result["lower_is_better"]
+    assert result["value"] == pytest.approx(expected["ppl2"], rel=1e-6)
+    assert "%f" % result["value"] in result["summary"]
     # eval_max_images = 1: the two sentences of the first val image only
     first = Batch(batch.feats[:2], batch.words[:2], batch.lengths[:2], None, None)
     task1 = models.make_task(dict(params, eval_max_images=1), dataset, rng)
-    assert task1.validate(task.model)["perplexity"] == pytest.approx(
+    assert task1.validate(task.model)["value"] == pytest.approx(
         captioning.batch_cost(task.model, first, params)[0]["ppl2"], rel=1e-6)
 
 

@@ -39,6 +39,13 @@ def test_the_alignment_models_negated_scores_count_too(tmp_path):
     assert best_checkpoint(str(tmp_path)).endswith("_-4.24.p")
 
 
+def test_the_highest_recall_sum_of_an_alignment_run_wins(tmp_path):
+    write_checkpoints(tmp_path, "model_checkpoint_shapes_h_x_recall_sum1.500.p",
+                      "model_checkpoint_shapes_h_x_recall_sum4.240.p",
+                      "model_checkpoint_shapes_h_x_last.p")
+    assert best_checkpoint(str(tmp_path)).endswith("_recall_sum4.240.p")
+
+
 def test_a_run_prefix_may_end_in_digits(tmp_path):
     write_checkpoints(tmp_path, "model_checkpoint_shapes_node_7_3.10.p",
                       "model_checkpoint_shapes_node_7_last.p")

@@ -68,7 +68,7 @@ def architecture_flags(params):
 
 
 def make_task(params, dataset, rng, vocab=None):
-    """The training Task (neuraltalk/tasks.py) of the model `params` describe."""
+    """The training Task (neuraltalk/models/task.py) of the model `params` describe."""
     module = module_of(params)
     if is_generator(params):
         from neuraltalk.models import captioning

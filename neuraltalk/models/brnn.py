@@ -270,10 +270,10 @@ def score_matrix(model, params, region_feats, counts, words, lengths, chunk_word
 
 
 def make_task(params, dataset, rng, vocab=None):
-    """The training Task of the alignment model (see neuraltalk/tasks.py)."""
+    """The training Task of the alignment model (see neuraltalk/models/task.py)."""
     from neuraltalk.batches import SentenceTable
     from neuraltalk.regions import load_regions
-    from neuraltalk.tasks import Task
+    from neuraltalk.models.task import Task
     from neuraltalk.vocab import build_vocab
 
     regions = load_regions(params.get("regions") or dataset.folder, len(dataset.images))
@@ -302,13 +302,27 @@ def make_task(params, dataset, rng, vocab=None):
     def validate(model):
         result = retrieval_table(model, params, val, params["eval_max_images"])
         total = sum(result[d]["R@%d" % k] for d in ("i2t", "t2i") for k in (1, 5, 10))
-        return {"score": -total, "perplexity": -total,
-                "summary": "retrieval on val: " + format_recalls(result)}
+        return {"name": "recall_sum", "value": total, "lower_is_better": False,
+                "summary": "retrieval on val: %s; sum of recalls %.3f"
+                           % (format_recalls(result), total)}
+
+    def check_features(chunk_images=64):
+        # the region features are what this model reads, in chunks of bounded memory
+        imgids = np.union1d(train.image_ids, val.image_ids)
+        for start in range(0, len(imgids), chunk_images):
+            chunk = imgids[start:start + chunk_images]
+            feats = np.asarray(regions.feats[chunk], dtype=np.float32)
+            finite = np.isfinite(feats.sum(axis=(1, 2), dtype=np.float64))
+            if not finite.all():
+                raise NeuralTalkError("%s holds NaN or infinite region features for imgid %d "
+                                      "(checked before training): recompute them"
+                                      % (regions.path, chunk[~finite][0]))
 
     update_keys = sorted(k for k in model if k != "Ww" or params.get("finetune_word_vectors"))
     return Task(model=model, wordtoix=wordtoix, ixtoword=ixtoword, sample_batch=sample_batch,
                 cost=lambda model, batch, rng: loss(model, batch, params),
-                validate=validate, update_keys=update_keys, epoch_size=len(train))
+                validate=validate, update_keys=update_keys, epoch_size=len(train),
+                check_features=check_features)
 
 
 def retrieval_table(model, params, table, max_images=-1):

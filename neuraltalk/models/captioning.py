@@ -128,7 +128,7 @@ def make_task(gen, params, dataset, rng, vocab=None):
     vocab: (wordtoix, ixtoword) of a checkpoint being resumed; None builds it from the
     training sentences with --word_count_threshold."""
     from neuraltalk.batches import SentenceTable
-    from neuraltalk.tasks import Task
+    from neuraltalk.models.task import Task
     from neuraltalk.vocab import build_vocab
 
     if vocab is None:
@@ -144,7 +144,8 @@ def make_task(gen, params, dataset, rng, vocab=None):
     def validate(model):
         ppl = perplexity(model, val, params, params.get("eval_batch_size", 100),
                          params.get("eval_max_images", -1))
-        return {"score": ppl, "perplexity": ppl, "summary": "validation perplexity = %f" % ppl}
+        return {"name": "perplexity", "value": ppl, "lower_is_better": True,
+                "summary": "validation perplexity = %f" % ppl}
 
     return Task(model=model, wordtoix=wordtoix, ixtoword=ixtoword,
                 sample_batch=train.sample,

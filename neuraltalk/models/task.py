@@ -1,7 +1,7 @@
 """What the training loop needs from a kind of model, and nothing more.
 
-`driver.py` trains caption generators (`--model generator`) and the alignment model
-(`--model brnn`) with one loop: each kind builds a `Task`, and the loop only samples
+`driver.py` trains caption generators (`--model generator`) and alignment models
+(`--model brnn`) with one loop: each kind builds a `Task` (models.make_task), and the loop only samples
 batches, asks for the cost and gradients, updates the parameters named in
 `update_keys`, and validates.
 """
@@ -13,8 +13,9 @@ Task = namedtuple("Task", [
     "ixtoword",     # dict index -> word (0 -> '.'), stored in the checkpoint
     "sample_batch",  # (batch_size, rng) -> batch
     "cost",         # (model, batch, rng or None) -> (cost dict with 'total_cost', grads dict)
-    "validate",     # (model) -> dict: 'score' (lower is better), 'perplexity' (stored and used
-                    # in the checkpoint file name), 'summary' (one line to print)
+    "validate",     # (model) -> dict: 'name' of the score ('perplexity', 'recall_sum'),
+                    # its 'value', 'lower_is_better', 'summary' (one line to print); the
+                    # checkpoint stores it as 'val_score' and its file name carries it
     "update_keys",  # names of the parameters the solver updates (frozen ones left out)
     "epoch_size",   # number of training pairs that make one epoch
     "check_features",  # () -> None: raise NeuralTalkError naming the file and the first
