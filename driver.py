@@ -12,8 +12,7 @@ import math
 import os
 import sys
 
-from neuraltalk import models
-from neuraltalk.errors import NeuralTalkError
+from neuraltalk import cli, models
 from neuraltalk.models import captioning
 
 
@@ -133,12 +132,9 @@ def main(argv=None):
     parser = build_parser()
     params = vars(parser.parse_args(argv))
     check_flags(parser, params)
-    from neuraltalk import train
+    from neuraltalk.train import loop as train
     try:
-        return train.run(params)
-    except NeuralTalkError as e:
-        print("error: %s" % e, file=sys.stderr)
-        return 2
+        return cli.run_reporting_errors(train.run, params)
     except KeyboardInterrupt as e:  # before training started: nothing to save
         terminated = isinstance(e, train.Terminated)
         print("terminated" if terminated else "interrupted", file=sys.stderr)

@@ -8,27 +8,24 @@ retrieval R@1/5/10 and median rank; writes retrieval.json.
 import argparse
 import sys
 
-from neuraltalk.errors import run_reporting_errors
+from neuraltalk import cli
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("checkpoint_path", help="a checkpoint written by driver.py or NeuralTalk, "
-                   "or a run's folder (its best checkpoint)")
+    cli.add_checkpoint(p)
     p.add_argument("--split", default="test", choices=["train", "val", "test", "restval"],
                    help="the split to evaluate")
-    p.add_argument("--max_images", type=int, default=-1, help="at most this many images (-1: all)")
-    p.add_argument("-b", "--beam_size", type=int, default=1, help="beam size (1: greedy)")
-    p.add_argument("--out", default=None, help="output folder (default: the checkpoint's)")
-    p.add_argument("--data_root", default=None,
-                   help="where dataset folders live (default: as in training)")
+    cli.add_max_images(p)
+    cli.add_beam_size(p)
+    cli.add_out(p)
+    cli.add_data_root(p)
     p.add_argument("--no_meteor", action="store_true", help="skip METEOR (it needs Java)")
     args = p.parse_args(argv)
-    if args.beam_size < 1:
-        p.error("--beam_size must be at least 1")
-    from neuraltalk.evaluate import evaluate_checkpoint
-    from neuraltalk.runs import checkpoint_file
-    return run_reporting_errors(lambda: evaluate_checkpoint(
+    cli.check_beam_size(p, args)
+    from neuraltalk.captions.evaluate import evaluate_checkpoint
+    from neuraltalk.train.runs import checkpoint_file
+    return cli.run_reporting_errors(lambda: evaluate_checkpoint(
         checkpoint_file(args.checkpoint_path), args.split, args.max_images, args.beam_size,
         args.out, args.data_root, with_meteor=not args.no_meteor))
 

@@ -7,22 +7,20 @@ are written there.
 import argparse
 import sys
 
-from neuraltalk.errors import run_reporting_errors
+from neuraltalk import cli
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("checkpoint_path", help="a checkpoint written by driver.py or NeuralTalk, "
-                   "or a run's folder (its best checkpoint)")
+    cli.add_checkpoint(p)
     p.add_argument("-r", "--root_path", default="example_images",
                    help="folder with the images, tasks.txt and vgg_feats.mat")
-    p.add_argument("-b", "--beam_size", type=int, default=1, help="beam size (1: greedy)")
+    cli.add_beam_size(p)
     args = p.parse_args(argv)
-    if args.beam_size < 1:
-        p.error("--beam_size must be at least 1")
-    from neuraltalk.predict import predict_folder
-    from neuraltalk.runs import checkpoint_file
-    return run_reporting_errors(lambda: predict_folder(checkpoint_file(args.checkpoint_path),
+    cli.check_beam_size(p, args)
+    from neuraltalk.captions.predict import predict_folder
+    from neuraltalk.train.runs import checkpoint_file
+    return cli.run_reporting_errors(lambda: predict_folder(checkpoint_file(args.checkpoint_path),
                                                        args.root_path, args.beam_size))
 
 

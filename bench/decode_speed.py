@@ -15,7 +15,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from neuraltalk.models import captioning  # noqa: E402
-from neuraltalk.decoding import decode_in_batches  # noqa: E402
+from neuraltalk.captions.decoding import decode_in_batches  # noqa: E402
 
 
 def main():

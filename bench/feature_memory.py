@@ -1,5 +1,5 @@
 """Peak resident memory of COCO-sized features (123,287 x 4096 float32, 2.0 GB) loaded
-through neuraltalk.feature_files.load_features, from .npy, MATLAB v7.3 .mat and (with
+through neuraltalk.data.feature_files.load_features, from .npy, MATLAB v7.3 .mat and (with
 --v5) MATLAB v5 .mat; plus, for comparison, a plain np.load(mmap_mode='r') of the .npy.
 
 Makes the files in a temporary folder (2 GB each; free disk is checked first), each in
@@ -53,7 +53,7 @@ elif kind == "v73":
     with open(path, "r+b") as f:
         f.write(b"MATLAB 7.3 MAT-file, written by bench/feature_memory.py")
 else:
-    from neuraltalk.feature_files import save_features_mat
+    from neuraltalk.data.feature_files import save_features_mat
     feats = np.empty((n, d), np.float32)
     for start, chunk in chunks():
         feats[start:start + len(chunk)] = chunk
@@ -67,7 +67,7 @@ t0 = time.time()
 if sys.argv[2] == "mmap":
     rows = np.load(sys.argv[1], mmap_mode="r")
 else:
-    from neuraltalk.feature_files import load_features
+    from neuraltalk.data.feature_files import load_features
     rows = load_features(sys.argv[1])
 n = rows.shape[0]
 rng = np.random.default_rng(0)
@@ -119,7 +119,7 @@ def main():
             run(MAKE, kind, paths[kind], args.rows, args.width)
             print("made %-18s %.2f GB in %.0fs" % (name, os.path.getsize(paths[kind]) / 1e9,
                                                     time.time() - t0))
-        base = run(PEAK + "import numpy, h5py, scipy.io, neuraltalk.feature_files\n"
+        base = run(PEAK + "import numpy, h5py, scipy.io, neuraltalk.data.feature_files\n"
                    "print('%.0f %.0f' % peak_mb())")
         print("baseline: python + numpy + h5py + scipy imported: ru_maxrss %s MB" % base[0])
         print("%-34s %10s %8s %8s %9s %9s" % ("format", "ru_maxrss", "VmHWM", "open s",

@@ -18,9 +18,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from neuraltalk import solvers  # noqa: E402
+from neuraltalk.train import solvers  # noqa: E402
 from neuraltalk.models import captioning  # noqa: E402
-from neuraltalk.batches import Batch  # noqa: E402
+from neuraltalk.data.batches import Batch  # noqa: E402
 
 CONFIGS = {"A": dict(D=4096, E=256, H=256, V=2538), "B": dict(D=4096, E=512, H=512, V=10000)}
 BATCH = 100

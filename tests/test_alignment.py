@@ -3,8 +3,8 @@ cost against a plain loop over image-sentence pairs."""
 import numpy as np
 import pytest
 
-from neuraltalk.batches import Batch
-from neuraltalk.gradcheck import check_gradients
+from neuraltalk.data.batches import Batch
+from neuraltalk.train.gradcheck import check_gradients
 from neuraltalk.models import brnn
 
 D, V = 7, 10
@@ -151,7 +151,7 @@ def _task_params(**overrides):
 
 
 def test_word_vectors_are_frozen_unless_finetuned(shapes_root):
-    from neuraltalk.dataset import load_dataset
+    from neuraltalk.data.dataset import load_dataset
     dataset = load_dataset("shapes", data_root=shapes_root)
     frozen = brnn.make_task(_task_params(), dataset, np.random.default_rng(0))
     assert "Ww" not in frozen.update_keys
@@ -162,8 +162,8 @@ def test_word_vectors_are_frozen_unless_finetuned(shapes_root):
 
 
 def test_task_batches_pair_distinct_images_with_their_own_sentences(shapes_root):
-    from neuraltalk.dataset import load_dataset
-    from neuraltalk.regions import load_regions
+    from neuraltalk.data.dataset import load_dataset
+    from neuraltalk.data.regions import load_regions
     dataset = load_dataset("shapes", data_root=shapes_root)
     task = brnn.make_task(_task_params(), dataset, np.random.default_rng(0))
     batch = task.sample_batch(40, np.random.default_rng(1))
@@ -186,7 +186,7 @@ def test_task_batches_pair_distinct_images_with_their_own_sentences(shapes_root)
 
 
 def test_validation_reports_the_recall_sum_under_its_own_name(shapes_root):
-    from neuraltalk.dataset import load_dataset
+    from neuraltalk.data.dataset import load_dataset
     dataset = load_dataset("shapes", data_root=shapes_root)
     task = brnn.make_task(_task_params(), dataset, np.random.default_rng(0))
     result = task.validate(task.model)

@@ -1,9 +1,9 @@
-"""neuraltalk.batches: the padded sentence table, NeuralTalk's sampling, evaluation order."""
+"""neuraltalk.data.batches: the padded sentence table, NeuralTalk's sampling, evaluation order."""
 import numpy as np
 import pytest
 
-from neuraltalk.batches import Batch, SentenceTable, encode_sentences
-from neuraltalk.dataset import load_dataset
+from neuraltalk.data.batches import SentenceTable, encode_sentences
+from neuraltalk.data.dataset import load_dataset
 from neuraltalk.errors import NeuralTalkError
 from test_dataset import karpathy_images, write_dataset
 
@@ -128,8 +128,8 @@ def test_evaluation_can_stop_after_max_images(tiny):
 
 
 def test_batches_carry_their_images_regions_when_the_table_has_them(shapes_root):
-    from neuraltalk.dataset import load_dataset
-    from neuraltalk.regions import load_regions
+    from neuraltalk.data.dataset import load_dataset
+    from neuraltalk.data.regions import load_regions
     dataset = load_dataset("shapes", data_root=shapes_root)
     regions = load_regions(dataset.folder, len(dataset.images))
     table = SentenceTable(dataset, {"#START#": 0, "a": 1}, "train", regions)

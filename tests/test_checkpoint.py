@@ -4,7 +4,8 @@ import pickle
 import numpy as np
 import pytest
 
-from neuraltalk.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from neuraltalk.atomic import atomic_write_text
+from neuraltalk.train.checkpoint import load_checkpoint, save_checkpoint
 from neuraltalk.errors import NeuralTalkError
 
 

@@ -1,4 +1,4 @@
-"""neuraltalk.dataset: Karpathy's dataset.json with its feature file, and its errors."""
+"""neuraltalk.data.dataset: Karpathy's dataset.json with its feature file, and its errors."""
 import json
 import os
 
@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from neuraltalk.dataset import load_dataset
+from neuraltalk.data.dataset import load_dataset
 from neuraltalk.errors import NeuralTalkError
 
 SENTENCES = {

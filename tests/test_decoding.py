@@ -8,8 +8,8 @@ import pytest
 import scipy.io
 
 from neuraltalk.models import captioning
-from neuraltalk.checkpoint import load_checkpoint
-from neuraltalk.decoding import beam_search, caption_text
+from neuraltalk.train.checkpoint import load_checkpoint
+from neuraltalk.captions.decoding import beam_search, caption_text
 
 
 def _neuraltalk(neuraltalk_checkpoint_dir, example_images):

@@ -9,7 +9,7 @@ from PIL import Image
 from neuraltalk.demo import checker, extractor
 from neuraltalk.demo import dataset as demo_dataset
 from neuraltalk.demo import scenes as demo_scenes
-from neuraltalk.dataset import load_dataset
+from neuraltalk.data.dataset import load_dataset
 from neuraltalk.errors import NeuralTalkError
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import driver
-from neuraltalk.checkpoint import load_checkpoint
+from neuraltalk.train.checkpoint import load_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -296,7 +296,7 @@ def test_training_sentences_without_tokens_are_refused(shapes_root, tmp_path, ca
 
 def test_nan_parameters_stop_the_run_and_keep_the_last_good_checkpoint(shapes_root, tmp_path,
                                                                        capsys, monkeypatch):
-    from neuraltalk import solvers
+    from neuraltalk.train import solvers
     right = solvers.update
     calls = []
 
@@ -317,7 +317,7 @@ def test_nan_parameters_stop_the_run_and_keep_the_last_good_checkpoint(shapes_ro
 
 
 def test_resuming_from_a_checkpoint_written_before_any_validation(shapes_root, tmp_path):
-    from neuraltalk.checkpoint import save_checkpoint
+    from neuraltalk.train.checkpoint import save_checkpoint
     assert _train(shapes_root, tmp_path / "a", "--max_iters", "2") == 0
     c = load_checkpoint(_last(tmp_path / "a"))
     c["perplexity"] = None  # as in an _interrupted.p written before the first validation
@@ -329,7 +329,7 @@ def test_resuming_from_a_checkpoint_written_before_any_validation(shapes_root, t
 
 def test_a_resumed_run_that_never_beats_the_stored_perplexity_still_saves_its_end(
         shapes_root, tmp_path):
-    from neuraltalk.checkpoint import save_checkpoint
+    from neuraltalk.train.checkpoint import save_checkpoint
     assert _train(shapes_root, tmp_path / "a", "--max_iters", "2") == 0
     c = load_checkpoint(_last(tmp_path / "a"))
     c["perplexity"] = 1.0  # unbeatable
@@ -348,7 +348,7 @@ def test_a_resumed_run_that_never_beats_the_stored_perplexity_still_saves_its_en
     (lambda c: c.update(ixtoword=["."]), "holds a list under 'ixtoword', not a dict"),
 ])
 def test_a_damaged_checkpoint_is_one_clear_error(shapes_root, tmp_path, capsys, damage, message):
-    from neuraltalk.checkpoint import save_checkpoint
+    from neuraltalk.train.checkpoint import save_checkpoint
     assert _train(shapes_root, tmp_path / "a", "--max_iters", "1") == 0
     c = load_checkpoint(_last(tmp_path / "a"))
     damage(c)
@@ -361,7 +361,7 @@ def test_a_damaged_checkpoint_is_one_clear_error(shapes_root, tmp_path, capsys, 
 
 
 def test_a_missing_model_parameter_is_one_clear_error(shapes_root, tmp_path, capsys):
-    from neuraltalk.checkpoint import save_checkpoint
+    from neuraltalk.train.checkpoint import save_checkpoint
     assert _train(shapes_root, tmp_path / "a", "--max_iters", "1") == 0
     c = load_checkpoint(_last(tmp_path / "a"))
     del c["model"]["We"]

@@ -6,9 +6,9 @@ import pytest
 
 import driver
 import eval_sentence_predictions
-from neuraltalk.checkpoint import load_checkpoint, save_checkpoint
+from neuraltalk.train.checkpoint import load_checkpoint, save_checkpoint
 from neuraltalk.metrics import COCO_KEYS
-from neuraltalk.runs import best_checkpoint
+from neuraltalk.train.runs import best_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""neuraltalk.feature_files: MATLAB v5 and v7.3 .mat, .npy and .h5 feature rows."""
+"""neuraltalk.data.feature_files: MATLAB v5 and v7.3 .mat, .npy and .h5 feature rows."""
 import os
 
 import h5py
@@ -7,7 +7,7 @@ import pytest
 import scipy.io
 
 from neuraltalk.errors import NeuralTalkError
-from neuraltalk.feature_files import NpyRows, load_features, save_features_mat
+from neuraltalk.data.feature_files import NpyRows, load_features, save_features_mat
 
 MATLAB_73_HEADER = (b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 "
                     b"2024 HDF5 schema 1.00 .")

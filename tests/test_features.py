@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import scipy.io
 
-from neuraltalk import features
-from neuraltalk.regions import load_regions
+from neuraltalk.cnn import extract as features
+from neuraltalk.data.regions import load_regions
 
 
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -64,7 +64,7 @@ def test_dataset_folder_gets_the_demos_features_in_imgid_order(tmp_path):
     # the demo computes its features from the pixels it renders; extracting them again
     # from the PNG files, in dataset.json's imgid order, must give the same rows
     from neuraltalk.demo import dataset as demo_dataset, extractor
-    from neuraltalk.dataset import load_dataset
+    from neuraltalk.data.dataset import load_dataset
     src = tmp_path / "shapes"
     demo_dataset.ensure_shapes(str(src), n_images=12)
     original = np.load(src / "vgg_feats.npy")

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 import scipy.io
 
-from neuraltalk import models, solvers
+from neuraltalk import models
+from neuraltalk.train import solvers
 from neuraltalk.layers.packed import layout
 from neuraltalk.models import captioning, module_of
-from neuraltalk.batches import Batch
-from neuraltalk.checkpoint import load_checkpoint
-from neuraltalk.dataset import Dataset
+from neuraltalk.data.batches import Batch
+from neuraltalk.train.checkpoint import load_checkpoint
+from neuraltalk.data.dataset import Dataset
 from neuraltalk.errors import NeuralTalkError
 
 D, V = 7, 11
@@ -192,7 +193,7 @@ def test_validation_is_the_perplexity_of_every_val_sentence_without_dropout():
 
 
 def test_gradient_check_finds_a_wrong_gradient_and_passes_a_right_one():
-    from neuraltalk.gradcheck import check_gradients
+    from neuraltalk.train.gradcheck import check_gradients
     A = np.random.default_rng(7).normal(size=(3, 3))
     x = np.array([0.3, -1.2, 2.0])
 

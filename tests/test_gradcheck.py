@@ -2,7 +2,7 @@
 still catches a wrong gradient."""
 import numpy as np
 
-from neuraltalk.gradcheck import check_gradients, gradient_errors
+from neuraltalk.train.gradcheck import check_gradients, gradient_errors
 
 
 def _relu_cost(x, w):

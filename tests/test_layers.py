@@ -3,7 +3,7 @@ and weight), and each recurrence against a plain loop over one sequence at a tim
 import numpy as np
 import pytest
 
-from neuraltalk.gradcheck import check_gradients
+from neuraltalk.train.gradcheck import check_gradients
 from neuraltalk.layers.affine import affine_backward, affine_forward
 from neuraltalk.layers.dropout import dropout_backward, dropout_forward, dropout_mask
 from neuraltalk.layers.embedding import embedding_backward, embedding_forward, scatter_rows

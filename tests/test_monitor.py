@@ -2,8 +2,8 @@
 import json
 from html.parser import HTMLParser
 
-from neuraltalk.monitor import nice_ticks, render, write_monitor
-from neuraltalk.train import History
+from neuraltalk.train.monitor import nice_ticks, render, write_monitor
+from neuraltalk.train.loop import History
 
 
 class Curves(HTMLParser):

@@ -4,8 +4,8 @@ import itertools
 import numpy as np
 import pytest
 
-from neuraltalk import mrf
-from neuraltalk.mrf import energy, snippet_accuracy, snippets, viterbi
+from neuraltalk.alignment import mrf
+from neuraltalk.alignment.mrf import energy, snippet_accuracy, snippets, viterbi
 
 
 @pytest.mark.parametrize("seed", range(30))
@@ -37,7 +37,7 @@ def test_snippet_accuracy_counts_object_words_only():
 
 
 def test_by_image_lists_each_regions_snippets():
-    from neuraltalk.mrf import by_image
+    from neuraltalk.alignment.mrf import by_image
     boxes = [[0, 0, 64, 64], [1, 1, 9, 9], [20, 20, 40, 40]]
     items = [{"imgid": 3, "filename": "a.png", "filepath": "", "boxes": boxes,
               "tokens": ["a", "red", "ball", "and", "a", "box"],
@@ -58,7 +58,7 @@ def test_by_image_lists_each_regions_snippets():
 # ---- the command's flags, refused before any work ------------------------------------------
 
 def _error(capsys, tmp_path, *flags):
-    from neuraltalk.checkpoint import save_checkpoint
+    from neuraltalk.train.checkpoint import save_checkpoint
     path = str(tmp_path / "fake.p")
     save_checkpoint(path, {"model": {}, "params": {"model": "brnn", "dataset": "x"}})
     assert mrf.main([path] + list(flags)) == 2

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import predict_on_images
-from neuraltalk.checkpoint import load_checkpoint, save_checkpoint
-from neuraltalk.runs import best_checkpoint
+from neuraltalk.train.checkpoint import load_checkpoint, save_checkpoint
+from neuraltalk.train.runs import best_checkpoint
 
 
 @pytest.fixture

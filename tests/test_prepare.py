@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from neuraltalk.dataset import load_dataset
-from neuraltalk.prepare import main, tokenize
+from neuraltalk.data.dataset import load_dataset
+from neuraltalk.data.prepare import main, tokenize
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -8,10 +8,10 @@ import pytest
 
 import driver
 import eval_sentence_predictions
-from neuraltalk import mrf, region_captions
+from neuraltalk.alignment import mrf, region_captions
 from neuraltalk.demo import extractor
-from neuraltalk.checkpoint import save_checkpoint
-from neuraltalk.dataset import load_dataset
+from neuraltalk.train.checkpoint import save_checkpoint
+from neuraltalk.data.dataset import load_dataset
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def alignment_checkpoint(shapes_root, tmp_path_factory):
                         "--embedding_size", "64", "--word_vector_size", "32",
                         "--max_iters", "60", "--eval_max_images", "50",
                         "--eval_period", "1000"]) == 0
-    from neuraltalk.runs import best_checkpoint
+    from neuraltalk.train.runs import best_checkpoint
     return best_checkpoint(str(out))
 
 
@@ -45,7 +45,7 @@ def test_driver_trains_the_alignment_model_and_eval_writes_retrieval_json(alignm
 def test_retrieval_leaves_out_test_images_without_sentences_with_a_note(alignment_checkpoint,
                                                                         shapes_root, tmp_path,
                                                                         capsys):
-    from neuraltalk.checkpoint import load_checkpoint
+    from neuraltalk.train.checkpoint import load_checkpoint
     source = os.path.join(shapes_root, "shapes")
     folder = tmp_path / "unsure"
     folder.mkdir()
@@ -88,7 +88,7 @@ def test_mrf_command_writes_snippets_and_reports_accuracy(alignment_checkpoint, 
 
 @pytest.mark.slow  # trains the alignment model for 60 iterations
 def test_region_dataset_trains_a_generator(alignment_checkpoint, shapes_root, tmp_path):
-    from neuraltalk.checkpoint import load_checkpoint
+    from neuraltalk.train.checkpoint import load_checkpoint
     out = str(tmp_path / "regions")
     images = region_captions.build(load_checkpoint(alignment_checkpoint), out,
                                    data_root=shapes_root, min_words=1)
@@ -102,7 +102,7 @@ def test_region_dataset_trains_a_generator(alignment_checkpoint, shapes_root, tm
                         "--hidden_size", "32", "--image_encoding_size", "32",
                         "--word_encoding_size", "32", "--max_iters", "5",
                         "--word_count_threshold", "1"]) == 0
-    from neuraltalk.runs import best_checkpoint
+    from neuraltalk.train.runs import best_checkpoint
     generator = best_checkpoint(str(cv))
     # the captioner captions every region of the source dataset's test images
     assert region_captions.main([generator, "--out", str(tmp_path / "captions"),
@@ -122,7 +122,7 @@ def test_region_dataset_trains_a_generator(alignment_checkpoint, shapes_root, tm
 @pytest.mark.slow  # trains the alignment model for 60 iterations
 def test_captioning_regions_with_an_alignment_checkpoint_is_a_clear_error(alignment_checkpoint,
                                                                           shapes_root):
-    from neuraltalk.checkpoint import load_checkpoint
+    from neuraltalk.train.checkpoint import load_checkpoint
     from neuraltalk.errors import NeuralTalkError
     with pytest.raises(NeuralTalkError, match="needs a generator checkpoint"):
         region_captions.caption_regions(load_checkpoint(alignment_checkpoint),

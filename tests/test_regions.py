@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from neuraltalk.errors import NeuralTalkError
-from neuraltalk.regions import load_regions, save_regions
+from neuraltalk.data.regions import load_regions, save_regions
 
 
 def _write(tmp_path, n=4, r=3, d=5, counts=None, seed=0):

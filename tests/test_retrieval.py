@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from neuraltalk.batches import Batch
+from neuraltalk.data.batches import Batch
 from neuraltalk.metrics.retrieval import ranks, recall_table
 from neuraltalk.models import brnn
 

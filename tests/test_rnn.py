@@ -7,8 +7,8 @@ import pytest
 from neuraltalk.layers.packed import layout
 from neuraltalk.models import module_of
 from neuraltalk.models import captioning
-from neuraltalk.batches import Batch
-from neuraltalk.gradcheck import check_gradients
+from neuraltalk.data.batches import Batch
+from neuraltalk.train.gradcheck import check_gradients
 
 D, E, H, V = 7, 4, 5, 11
 LENGTHS = (3, 1, 5, 0, 2, 5)  # different lengths, a tie, an empty sentence, unsorted

@@ -1,12 +1,12 @@
-"""neuraltalk.runs: a run's folder stands for its best checkpoint; output folders."""
+"""neuraltalk.train.runs: a run's folder stands for its best checkpoint; output folders."""
 import os
 
 import numpy as np
 import pytest
 
-from neuraltalk.checkpoint import load_checkpoint, save_checkpoint
+from neuraltalk.train.checkpoint import load_checkpoint, save_checkpoint
 from neuraltalk.errors import NeuralTalkError
-from neuraltalk.runs import best_checkpoint, checkpoint_file, output_folder
+from neuraltalk.train.runs import best_checkpoint, checkpoint_file, output_folder
 
 
 def write_checkpoints(folder, *names):

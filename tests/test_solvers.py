@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from neuraltalk import solvers
+from neuraltalk.train import solvers
 from neuraltalk.errors import NeuralTalkError
 
 
@@ -88,7 +88,7 @@ def test_unknown_solver():
 
 @pytest.mark.parametrize("solver", solvers.SOLVERS)
 def test_a_saved_cache_resumes_exactly(solver, tmp_path):
-    from neuraltalk.checkpoint import load_checkpoint, save_checkpoint
+    from neuraltalk.train.checkpoint import load_checkpoint, save_checkpoint
     rng = np.random.default_rng(0)
     params = {"solver": solver, "learning_rate": 0.01, "grad_clip": 0.5, "momentum": 0.9,
               "decay_rate": 0.95, "smooth_eps": 1e-8, "adam_beta1": 0.9, "adam_beta2": 0.999}

@@ -1,7 +1,7 @@
-"""neuraltalk.vocab.build_vocab: NeuralTalk's preProBuildWordVocab."""
+"""neuraltalk.data.vocab.build_vocab: NeuralTalk's preProBuildWordVocab."""
 import numpy as np
 
-from neuraltalk.vocab import build_vocab
+from neuraltalk.data.vocab import build_vocab
 
 CORPUS = [["a", "dog", "runs"], ["a", "cat"], ["the", "dog", "jumps", "a"], ["zebra"]]
 # counts: a 3, dog 2, runs 1, cat 1, the 1, jumps 1, zebra 1; 4 sentences -> '.' 4

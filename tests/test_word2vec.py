@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from neuraltalk.errors import NeuralTalkError
-from neuraltalk.word2vec import read_word2vec, vectors_for_vocabulary
+from neuraltalk.data.word2vec import read_word2vec, vectors_for_vocabulary
 
 VECS = {"dog": [0.5, -1.0, 2.0], "cat": [1.0, 0.0, -0.25], "é": [3.0, 3.0, 3.0]}
 

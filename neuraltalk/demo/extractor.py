@@ -59,13 +59,13 @@ FEATURE_WIDTH = len(COLORS) * (GRID * GRID + 1 + ORIENTATIONS * (4 + 1 + 1))
 
 
 def preprocess(images):
-    """PIL images -> uint8 (N, 64, 64, 3), as neuraltalk.features feeds a CNN."""
+    """PIL images -> uint8 (N, 64, 64, 3), as neuraltalk.cnn.extract feeds a CNN."""
     from PIL import Image
     return np.stack([np.asarray(img.resize((SIZE, SIZE), Image.BILINEAR)) for img in images])
 
 
 def forward(net, pixels):
-    """The extractor in the CNN interface of neuraltalk.features (net is unused)."""
+    """The extractor in the CNN interface of neuraltalk.cnn.extract (net is unused)."""
     return extract_features(pixels)
 
 

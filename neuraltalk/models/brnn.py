@@ -271,10 +271,10 @@ def score_matrix(model, params, region_feats, counts, words, lengths, chunk_word
 
 def make_task(params, dataset, rng, vocab=None):
     """The training Task of the alignment model (see neuraltalk/models/task.py)."""
-    from neuraltalk.batches import SentenceTable
-    from neuraltalk.regions import load_regions
+    from neuraltalk.data.batches import SentenceTable
+    from neuraltalk.data.regions import load_regions
     from neuraltalk.models.task import Task
-    from neuraltalk.vocab import build_vocab
+    from neuraltalk.data.vocab import build_vocab
 
     regions = load_regions(params.get("regions") or dataset.folder, len(dataset.images))
     if vocab is None:
@@ -284,7 +284,7 @@ def make_task(params, dataset, rng, vocab=None):
         wordtoix, ixtoword = vocab
     word_vectors = None
     if params.get("word_vectors"):
-        from neuraltalk.word2vec import vectors_for_vocabulary
+        from neuraltalk.data.word2vec import vectors_for_vocabulary
         word_vectors = vectors_for_vocabulary(params["word_vectors"], ixtoword,
                                               params["word_vector_size"], rng)
     check_params(params)

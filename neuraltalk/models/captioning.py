@@ -127,9 +127,9 @@ def make_task(gen, params, dataset, rng, vocab=None):
 
     vocab: (wordtoix, ixtoword) of a checkpoint being resumed; None builds it from the
     training sentences with --word_count_threshold."""
-    from neuraltalk.batches import SentenceTable
+    from neuraltalk.data.batches import SentenceTable
     from neuraltalk.models.task import Task
-    from neuraltalk.vocab import build_vocab
+    from neuraltalk.data.vocab import build_vocab
 
     if vocab is None:
         token_lists = [s["tokens"] for img in dataset.split("train") for s in img["sentences"]]

@@ -9,15 +9,15 @@ only colours and shapes that are there. Writes result_struct.json and result.htm
 import os
 import time
 
-from neuraltalk.batches import SentenceTable
-from neuraltalk.checkpoint import load_checkpoint
-from neuraltalk.dataset import check_max_images, load_dataset
-from neuraltalk.decoding import caption_text, decode_in_batches
+from neuraltalk.data.batches import SentenceTable
+from neuraltalk.train.checkpoint import load_checkpoint
+from neuraltalk.data.dataset import check_max_images, load_dataset
+from neuraltalk.captions.decoding import caption_text, decode_in_batches
 from neuraltalk.errors import NeuralTalkError
 from neuraltalk.metrics import COCO_KEYS, score_captions
 from neuraltalk.models import captioning, is_generator
-from neuraltalk.report import write_evaluation_page, write_json
-from neuraltalk.runs import output_folder
+from neuraltalk.captions.report import write_evaluation_page, write_json
+from neuraltalk.train.runs import output_folder
 
 
 def evaluate_checkpoint(checkpoint_path, split="test", max_images=-1, beam_size=1,
@@ -27,7 +27,7 @@ def evaluate_checkpoint(checkpoint_path, split="test", max_images=-1, beam_size=
     params = checkpoint["params"]
     out = output_folder(out or os.path.dirname(os.path.abspath(checkpoint_path)))
     if not is_generator(params):
-        from neuraltalk import retrieval
+        from neuraltalk.alignment import retrieval
         return retrieval.evaluate_checkpoint(checkpoint, checkpoint_path, split, max_images,
                                              out, data_root)
     model = checkpoint["model"]

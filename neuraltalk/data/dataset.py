@@ -8,7 +8,7 @@ import json
 import os
 
 from neuraltalk.errors import NeuralTalkError
-from neuraltalk.feature_files import find_feature_file, load_features
+from neuraltalk.data.feature_files import find_feature_file, load_features
 
 SPLITS = ("train", "val", "test", "restval")
 DOWNLOAD_HINT = (

@@ -7,12 +7,12 @@ features (`vgg_feats.mat`, D x N in tasks.txt order, or .npy / .h5). Writes
 import os
 import time
 
-from neuraltalk.checkpoint import load_checkpoint
-from neuraltalk.decoding import caption_text, decode_in_batches
+from neuraltalk.train.checkpoint import load_checkpoint
+from neuraltalk.captions.decoding import caption_text, decode_in_batches
 from neuraltalk.errors import NeuralTalkError
 from neuraltalk.models import is_generator
-from neuraltalk.feature_files import FEATURE_FILE_NAMES, load_features
-from neuraltalk.report import write_json, write_prediction_page
+from neuraltalk.data.feature_files import FEATURE_FILE_NAMES, load_features
+from neuraltalk.captions.report import write_json, write_prediction_page
 
 
 def read_tasks(root):
@@ -45,7 +45,7 @@ def image_features(root, names, params):
             return feats
     cnn = params.get("cnn")
     try:
-        from neuraltalk.features import CNNS, extract_features
+        from neuraltalk.cnn.extract import CNNS, extract_features
     except ImportError:
         CNNS, extract_features = (), None
     # Only a CNN that needs nothing but the image runs here: VGG-16 needs a weights file,
@@ -60,7 +60,7 @@ def image_features(root, names, params):
             "-m neuraltalk.features %s --cnn %s%s" % (
                 missing, root, cnn or "vgg16", " --weights FILE" if cnn in (None, "vgg16") else ""))
     raise NeuralTalkError(
-        "%s. The checkpoint was trained on features of %r, which neuraltalk.features does not "
+        "%s. The checkpoint was trained on features of %r, which neuraltalk.cnn.extract does not "
         "compute: save that CNN's features there as vgg_feats.mat (D x N, in tasks.txt order)"
         % (missing, cnn))
 

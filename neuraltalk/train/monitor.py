@@ -16,7 +16,7 @@ import json
 import math
 import os
 
-from neuraltalk.checkpoint import atomic_write_text
+from neuraltalk.atomic import atomic_write_text
 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
            "#17becf", "#7f7f7f", "#bcbd22")

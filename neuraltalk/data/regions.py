@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from neuraltalk.checkpoint import atomic_write
+from neuraltalk.atomic import atomic_write
 from neuraltalk.errors import NeuralTalkError
 
 

@@ -3,7 +3,7 @@ import html
 import json
 import os
 
-from neuraltalk.checkpoint import atomic_write_text
+from neuraltalk.atomic import atomic_write_text
 
 STYLE = """
 body { font-family: sans-serif; margin: 1em 2em; }

@@ -12,10 +12,10 @@ def evaluate_checkpoint(checkpoint, checkpoint_path, split="test", max_images=-1
                         data_root=None):
     """eval_sentence_predictions.py on an alignment checkpoint: print the retrieval table
     and write retrieval.json."""
-    from neuraltalk.batches import SentenceTable
-    from neuraltalk.dataset import load_dataset
+    from neuraltalk.data.batches import SentenceTable
+    from neuraltalk.data.dataset import load_dataset
     from neuraltalk.models import module_of
-    from neuraltalk.regions import load_regions
+    from neuraltalk.data.regions import load_regions
     params = checkpoint["params"]
     model_kind = module_of(params)
     dataset = load_dataset(params["dataset"], data_root=data_root or params.get("data_root", "data"))
@@ -35,7 +35,7 @@ def evaluate_checkpoint(checkpoint, checkpoint_path, split="test", max_images=-1
         print("%-18s %6.3f %6.3f %6.3f %6g" % (name, r["R@1"], r["R@5"], r["R@10"], r["medr"]))
     out = out or os.path.dirname(os.path.abspath(checkpoint_path))
     path = os.path.join(out, "retrieval.json")
-    from neuraltalk.checkpoint import atomic_write_text
+    from neuraltalk.atomic import atomic_write_text
     atomic_write_text(path, json.dumps(result, indent=1))
     print("wrote %s" % path)
     return result

@@ -26,9 +26,11 @@ import time
 
 import numpy as np
 
-from neuraltalk import models, solvers
-from neuraltalk.checkpoint import atomic_write_text, load_checkpoint, model_as, save_checkpoint
-from neuraltalk.dataset import load_dataset
+from neuraltalk import models
+from neuraltalk.train import solvers
+from neuraltalk.atomic import atomic_write_text
+from neuraltalk.train.checkpoint import load_checkpoint, model_as, save_checkpoint
+from neuraltalk.data.dataset import load_dataset
 from neuraltalk.errors import NeuralTalkError
 
 # when driver.py imported this module, about when the process started: a temporary
@@ -436,7 +438,7 @@ def write_status(params, host, state, it, max_iters, dt, smooth_ppl2):
     """NeuralTalk's worker status JSON, one per run
     (`<status dir>/<host>_<dataset>_<fappend>_status.json`), with the cost and validation
     history that the monitor page (neuraltalk/monitor.py), rewritten here too, plots."""
-    from neuraltalk.monitor import write_monitor
+    from neuraltalk.train.monitor import write_monitor
     run = "%s_%s_%s" % (host, dataset_label(params), params["fappend"])
     score = state["val_score"]
     status = {
@@ -464,7 +466,7 @@ def write_status(params, host, state, it, max_iters, dt, smooth_ppl2):
 
 def grad_check(task, rng, params):
     """`--do_grad_check 1`: check the gradients on a real batch in float64, exit 0 or 1."""
-    from neuraltalk.gradcheck import check_task_gradients
+    from neuraltalk.train.gradcheck import check_task_gradients
     batch = task.sample_batch(min(params["batch_size"], 8), rng)
     model = model_as(task.model, np.float64)
     errors, skipped = check_task_gradients(task, model, batch)

@@ -19,7 +19,7 @@ import os
 
 import numpy as np
 
-from neuraltalk.checkpoint import atomic_write
+from neuraltalk.atomic import atomic_write
 from neuraltalk.errors import NeuralTalkError
 
 FEATURE_FILE_NAMES = ("vgg_feats.mat", "vgg_feats.npy", "vgg_feats.h5")
