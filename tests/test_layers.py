@@ -167,8 +167,8 @@ def test_lstm_step_is_the_sequence_cell(tanhC):
     Wh = rng.normal(size=(H, 4 * H)).astype(np.float32)
     h0, c0 = rng.normal(size=(2, 3, H)).astype(np.float32)
     out, cache = lstm_forward(P.copy(), Wh, [3, 3], h0, c0, tanhC)
-    h, c = lstm_step(P[:3], h0, c0, Wh, tanhC)
-    h, c = lstm_step(P[3:], h, c, Wh, tanhC)
+    h, c = lstm_step(P[:3].copy(), h0, c0, Wh, tanhC)
+    h, c = lstm_step(P[3:].copy(), h, c, Wh, tanhC)
     np.testing.assert_array_equal(h, out[3:])  # bit for bit: one cell, written once
     np.testing.assert_array_equal(c, cache.C[3:])
 

@@ -139,12 +139,13 @@ def lstm_backward(dH, cache):
 
 
 def lstm_step(p, h_prev, c_prev, Wh, tanhC=False):
-    """One step for decoding: p (B, 4H) input projections, h_prev, c_prev (B, H) ->
-    (h, c). The same cell as lstm_forward."""
+    """One step for decoding: p (B, 4H) input projections (overwritten), h_prev, c_prev
+    (B, H) -> (h, c). The same cell as lstm_forward, bit for bit: halving after the sum
+    is exact, as halving before it is."""
     H = Wh.shape[0]
-    a = p.copy()
+    a = p
+    a += h_prev @ Wh
     a[:, :3 * H] *= 0.5
-    a += h_prev @ _halved(Wh)
     h = np.empty((len(a), H), a.dtype)
     c = np.empty((len(a), H), a.dtype)
     lstm_cell(a, c_prev, c, h, tanhC, np.empty((len(a), H), a.dtype))
