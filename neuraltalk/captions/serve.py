@@ -216,7 +216,8 @@ def png_data_uri(image, longest=512):
 STYLE = """
 body { font-family: sans-serif; margin: 1em 2em; max-width: 60em; }
 form { margin: 0.5em 0 1em; padding: 0.6em 1em; background: #f3f3f3; }
-.result img { width: 256px; image-rendering: pixelated; border: 1px solid #ccc; }
+.result img { max-width: 448px; max-height: 448px; border: 1px solid #ccc; }
+.result img.scene { width: 256px; image-rendering: pixelated; }
 .caption { font-size: 1.4em; font-weight: bold; margin: 0.3em 0; }
 table { border-collapse: collapse; }
 td, th { border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: left; }
@@ -241,9 +242,12 @@ def render_page(captioner, result=None, image_uri=None, error=None, seed=None):
     if error:
         parts.append("<p class='error' id='error'>%s</p>" % html.escape(error))
     if result:
-        parts.append("<div class='result'><img alt='the image' src='%s'>" % image_uri)
+        parts.append("<div class='result'><img alt='the image' class='%s' src='%s'>"
+                     % ("scene" if seed is not None else "photo", image_uri))
         if seed is not None:
-            parts.append("<p class='note'>demo scene, seed %d</p>" % seed)
+            parts.append("<p class='note'>demo scene, seed %d: %s</p>" % (
+                seed, html.escape(", ".join("a %s %s %s" % (o["size"], o["color"], o["shape"])
+                                            for o in result["objects"]))))
         if result["kind"] == "captions":
             parts.append("<p class='caption' id='caption'>%s</p>" % shown_text(result["caption"]))
             parts.append("<table id='beams'><tr><th>%s</th><th>log-probability</th></tr>"
@@ -261,18 +265,25 @@ def render_page(captioner, result=None, image_uri=None, error=None, seed=None):
                       for n in result["nearest"]]
             parts.append("</table>")
         parts.append("<p class='note'>%.2fs</p></div>" % result["seconds"])
-    options = ("<label><input type='radio' name='decoding' value='greedy'> greedy</label> "
-               "<label><input type='radio' name='decoding' value='beam' checked> beam search"
-               "</label>, <label>beam size <input type='number' name='beam_size' min='1' "
-               "max='%d' value='%d'></label> " % (MAX_BEAM_SIZE, DEFAULT_BEAM_SIZE)
+    # the forms keep the last request's choices
+    decoding = result.get("decoding", "beam") if result else "beam"
+    beam_size = result["beam_size"] if result and decoding == "beam" else DEFAULT_BEAM_SIZE
+    options = ("<label><input type='radio' name='decoding' value='greedy'%s> greedy</label> "
+               "<label><input type='radio' name='decoding' value='beam'%s> beam search</label>, "
+               "<label>beam size <input type='number' name='beam_size' min='1' max='%d' "
+               "value='%d'></label> " % (" checked" if decoding == "greedy" else "",
+                                         " checked" if decoding == "beam" else "",
+                                         MAX_BEAM_SIZE, beam_size)
                if captioner.is_generator else "")
     parts.append("<form method='post' action='/caption' enctype='multipart/form-data'>"
-                 "<p><input type='file' name='image' accept='image/*' required></p><p>%s"
-                 "<button type='submit'>caption this image</button></p></form>" % options)
+                 "<p><b>Your image</b> <input type='file' name='image' accept='image/*' "
+                 "required></p><p>%s<button type='submit'>caption this image</button></p>"
+                 "</form>" % options)
     if captioner.has_demo:
-        parts.append("<form method='get' action='/demo'><p>%s<label>seed <input type='number' "
-                     "name='seed' min='0' placeholder='random'></label> <button type='submit'>"
-                     "a random demo scene</button></p></form>" % options)
+        parts.append("<form method='get' action='/demo'><p><b>A scene of the demo dataset</b>"
+                     "</p><p>%s<label>seed <input type='number' name='seed' min='0' "
+                     "placeholder='random'></label> <button type='submit'>a random demo scene"
+                     "</button></p></form>" % options)
     parts.append("</body></html>")
     return "".join(parts)
 
