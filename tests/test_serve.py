@@ -384,9 +384,12 @@ def test_alignment_checkpoint_shows_the_nearest_test_sentences(alignment_checkpo
         status, got = running.request("GET", "/demo.json?seed=4")
         status_upload, uploaded = _upload(running, _png(fresh_scenes(4, 1)[0][1]))
         _, page = running.request("GET", "/")
+        status_html, result_page = running.request("GET", "/demo?seed=4")
     finally:
         running.stop()
     assert status == 200 and status_upload == 200 and "beam" not in page
+    assert status_html == 200 and "<table id='nearest'>" in result_page
+    assert "<tr><td>%s</td>" % got["nearest"][0]["text"] in result_page
     # independently: the scene's regions (whole image + objects) against every test sentence
     checkpoint = load_checkpoint(alignment_checkpoint)
     dataset = load_dataset("shapes", data_root=shapes_root)

@@ -267,7 +267,9 @@ def render_page(captioner, result=None, image_uri=None, error=None, seed=None):
         parts.append("<p class='note'>%.2fs</p></div>" % result["seconds"])
     # the forms keep the last request's choices
     decoding = result.get("decoding", "beam") if result else "beam"
-    beam_size = result["beam_size"] if result and decoding == "beam" else DEFAULT_BEAM_SIZE
+    beam_size = result.get("beam_size", DEFAULT_BEAM_SIZE) if result else DEFAULT_BEAM_SIZE
+    if decoding == "greedy":
+        beam_size = DEFAULT_BEAM_SIZE
     options = ("<label><input type='radio' name='decoding' value='greedy'%s> greedy</label> "
                "<label><input type='radio' name='decoding' value='beam'%s> beam search</label>, "
                "<label>beam size <input type='number' name='beam_size' min='1' max='%d' "
@@ -277,8 +279,9 @@ def render_page(captioner, result=None, image_uri=None, error=None, seed=None):
                if captioner.is_generator else "")
     parts.append("<form method='post' action='/caption' enctype='multipart/form-data'>"
                  "<p><b>Your image</b> <input type='file' name='image' accept='image/*' "
-                 "required></p><p>%s<button type='submit'>caption this image</button></p>"
-                 "</form>" % options)
+                 "required></p><p>%s<button type='submit'>%s</button></p></form>"
+                 % (options, "caption this image" if captioner.is_generator
+                    else "find its nearest test sentences"))
     if captioner.has_demo:
         parts.append("<form method='get' action='/demo'><p><b>A scene of the demo dataset</b>"
                      "</p><p>%s<label>seed <input type='number' name='seed' min='0' "
