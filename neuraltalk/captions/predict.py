@@ -2,7 +2,12 @@
 
 The folder holds the images, `tasks.txt` (one image file name a line) and their CNN
 features (`vgg_feats.mat`, D x N in tasks.txt order, or .npy / .h5). Writes
-`result_struct.json` and `result.html` into the folder.
+`result_struct.json` and `result.html` into the folder. A folder of plain photos, with
+neither, is captioned with the checkpoint's CNN when the project has it.
+
+Without a folder (`predict_without_folder`): a checkpoint trained on the demo's features
+captions fresh demo scenes rendered into a new folder beside it; any other says what to
+pass.
 """
 import os
 import time
@@ -15,8 +20,18 @@ from neuraltalk.data.feature_files import FEATURE_FILE_NAMES, load_features
 from neuraltalk.captions.report import write_json, write_prediction_page
 
 
-def read_tasks(root):
+def read_tasks(root, params=None):
+    """The image names of tasks.txt; without it, in a folder of plain photos (no feature
+    file) that the checkpoint's CNN can read, every image in the folder, sorted."""
     path = os.path.join(root, "tasks.txt")
+    if (not os.path.exists(path) and params is not None and runnable_cnn(params)
+            and not any(os.path.exists(os.path.join(root, n)) for n in FEATURE_FILE_NAMES)):
+        from neuraltalk.cnn.extract import IMAGE_EXTENSIONS
+        names = sorted(n for n in os.listdir(root) if n.lower().endswith(IMAGE_EXTENSIONS))
+        if not names:
+            raise NeuralTalkError("%s holds no images (%s) and no tasks.txt"
+                                  % (root, " ".join(IMAGE_EXTENSIONS)))
+        return names
     if not os.path.exists(path):
         raise NeuralTalkError(
             "%s does not exist: list the images to caption in it, one file name a line "
@@ -30,6 +45,17 @@ def read_tasks(root):
         raise NeuralTalkError("%s lists %d image(s) that are not in %s: %s"
                               % (path, len(missing), root, ", ".join(missing[:5])))
     return names
+
+
+def runnable_cnn(params):
+    """The checkpoint's CNN if this command can compute its features (it needs nothing but
+    the image: VGG-16 needs a weights file, which this command has no flag for), else None."""
+    cnn = params.get("cnn")
+    try:
+        from neuraltalk.cnn.extract import CNNS
+    except ImportError:
+        return None
+    return cnn if cnn in CNNS and cnn != "vgg16" else None
 
 
 def image_features(root, names, params):
@@ -65,15 +91,15 @@ def image_features(root, names, params):
         % (missing, cnn))
 
 
-def predict_folder(checkpoint_path, root, beam_size=1):
-    checkpoint = load_checkpoint(checkpoint_path)
+def predict_folder(checkpoint_path, root, beam_size=1, checkpoint=None):
+    checkpoint = checkpoint or load_checkpoint(checkpoint_path)
     model, params = checkpoint["model"], checkpoint["params"]
     if not is_generator(params):
         raise NeuralTalkError("%s is an alignment model checkpoint; captions need a generator "
                               "checkpoint (--model generator)" % checkpoint_path)
     if not os.path.isdir(root):
         raise NeuralTalkError("image folder %s does not exist (set it with -r)" % root)
-    names = read_tasks(root)
+    names = read_tasks(root, params)
     feats = image_features(root, names, params)
     width = model["We"].shape[0]
     if feats.shape[1] != width:
@@ -99,3 +125,64 @@ def predict_folder(checkpoint_path, root, beam_size=1):
                                os.path.join(root, "result.html")))
     return blobs
 
+
+
+DEMO_CNN = "shapes-extractor"  # the features of the demo dataset, made from its renders
+
+
+def predict_without_folder(checkpoint_path, seed=0, num_images=6, beam_size=1):
+    """predict_on_images.py CHECKPOINT with no -r: a checkpoint trained on the demo's
+    features captions `num_images` fresh scenes of `seed`, rendered into a new folder
+    beside it; any other checkpoint gets one line saying what to pass."""
+    checkpoint = load_checkpoint(checkpoint_path)
+    params = checkpoint["params"]
+    if not is_generator(params):
+        raise NeuralTalkError("%s is an alignment model checkpoint; captions need a generator "
+                              "checkpoint (--model generator)" % checkpoint_path)
+    cnn = params.get("cnn")
+    if cnn != DEMO_CNN:
+        if runnable_cnn(params):
+            what = "a folder of photos (their %s features are computed here)" % cnn
+        elif cnn in (None, "vgg16"):
+            what = ("a folder with tasks.txt and the images' VGG-16 features (python -m "
+                    "neuraltalk.features DIR --cnn vgg16 --weights FILE writes them)")
+        else:
+            what = ("a folder with tasks.txt and the images' %r features as vgg_feats.mat "
+                    "(D x N)" % cnn)
+        raise NeuralTalkError("give the images to caption with -r DIR: %s, which was not "
+                              "trained on the demo's scenes, needs %s" % (checkpoint_path, what))
+    if num_images < 1:
+        raise NeuralTalkError("--num_images must be at least 1, got %d" % num_images)
+    root = render_demo_folder(os.path.dirname(os.path.abspath(checkpoint_path)), seed,
+                              num_images)
+    print("rendered %d demo scenes (seed %d) into %s" % (num_images, seed, root))
+    blobs = predict_folder(checkpoint_path, root, beam_size, checkpoint)
+    print("the page: %s" % os.path.join(root, "result.html"))
+    return blobs
+
+
+def render_demo_folder(parent, seed, n):
+    """A new folder `demo_scenes_seed<seed>` (or `..._2`, `..._3`, ...: an existing folder is
+    never written into) in `parent`, holding n fresh scenes and their tasks.txt."""
+    from PIL import Image
+    from neuraltalk.atomic import atomic_write_text
+    from neuraltalk.demo.scenes import fresh_scenes
+    base = os.path.join(parent, "demo_scenes_seed%d" % seed)
+    for k in range(1, 1000):
+        root = base if k == 1 else "%s_%d" % (base, k)
+        try:
+            os.mkdir(root)  # atomic: the folder is ours only if this call made it
+            break
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise NeuralTalkError("cannot create %s for the demo scenes: %s: give a folder of "
+                                  "images with -r DIR" % (root, e.strerror)) from None
+    else:
+        raise NeuralTalkError("%s_2 .. _999 all exist: remove old demo folders" % base)
+    names = []
+    for k, (_, pixels) in enumerate(fresh_scenes(seed, n)):
+        names.append("scene%02d.png" % k)
+        Image.fromarray(pixels).save(os.path.join(root, names[-1]))
+    atomic_write_text(os.path.join(root, "tasks.txt"), "".join(n + "\n" for n in names))
+    return root

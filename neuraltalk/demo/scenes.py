@@ -169,3 +169,16 @@ def captions(objects, rng, n=5):
         if len(seen) == n:
             break
     return [(list(t), r) for t, r in seen.items()]
+
+
+def fresh_scenes(seed, n):
+    """n new scenes for trying a model: [(objects, pixels uint8 (SIZE, SIZE, 3))]. Scene k
+    comes from its own generator seeded (seed, k), so predict_on_images.py --seed S and the
+    web demo's scene of seed S begin with the same picture whatever n is. The dataset's
+    seed 0 stream is another, so these scenes are not the training images."""
+    out = []
+    for k in range(n):
+        rng = np.random.default_rng([seed, k])
+        objects = random_scene(rng)
+        out.append((objects, render(objects, rng)))
+    return out
