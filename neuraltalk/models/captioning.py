@@ -164,6 +164,12 @@ def dataset_regions(gen, params, dataset):
     return load_regions(params.get("regions") or dataset.folder, len(dataset.images))
 
 
+def input_width(model):
+    """The width of the image features (or regions, for a generator that attends) a
+    generator's model takes."""
+    return model["We"].shape[0] if "We" in model else model["Wa"].shape[0]
+
+
 def check_feature_width(model, width, source):
     if model["We"].shape[0] != width:
         raise NeuralTalkError("the model takes %d-d image features but %s has %d-d features: "
