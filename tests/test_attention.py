@@ -1,6 +1,8 @@
 """The soft-attention generator: gradient checks (parameters and regions, masks, dropout,
 penalty, gate), the paper's equations written plainly one sentence and one step at a time,
 the masked softmax, and decoding (beam 1 = greedy, weights per chosen word)."""
+import os
+
 import numpy as np
 import pytest
 
@@ -229,3 +231,111 @@ def test_without_regions_the_attention_generator_says_what_it_needs():
     batch = _batch(rng)._replace(regions=None, region_counts=None)
     with pytest.raises(NeuralTalkError, match="regions"):
         module_of(params).loss(model, batch, params)
+
+
+def test_colour_and_shape_words_are_matched_to_the_one_object_they_name():
+    from neuraltalk.demo.checker import attention_hits, described_objects
+    objects = [{"color": "red", "shape": "circle"}, {"color": "red", "shape": "square"},
+               {"color": "blue", "shape": "circle"}]
+    tokens = "a red big ball and a blue circle and a red thing and a square".split()
+    assert described_objects(tokens, objects) == [-1, 0, -1, 0, -1, -1, 2, 2, -1, -1, -1,
+                                                  -1, -1, -1, 1]
+    weights = np.zeros((len(tokens) + 1, 4))  # END's row too, as beam search gives
+    weights[:, 0] = 1
+    weights[1, 1] = weights[3, 1] = 2  # "red", "ball" on object 0's region (region 1)
+    weights[14, 3] = 2  # "square" on object 2's region, not object 1's
+    assert attention_hits(tokens, weights, objects) == (2, 5)
+
+
+def test_grid_cells_tile_the_part_of_the_image_the_cnn_sees():
+    from neuraltalk.cnn import efficientnet, vgg16
+    from neuraltalk.cnn.extract import grid_boxes
+    cells = grid_boxes(vgg16.input_box((140, 70)), 14, 14)
+    assert cells.shape == (196, 4)
+    assert tuple(cells[0]) == (0, 0, 10, 5) and tuple(cells[-1]) == (130, 65, 140, 70)
+    assert tuple(cells[1]) == (10, 0, 20, 5) and tuple(cells[14]) == (0, 5, 10, 10)
+    x0, y0, x1, y1 = efficientnet.input_box((64, 64))  # short side 256, centre crop 224
+    assert (x0, y0, x1, y1) == (4.0, 4.0, 60.0, 60.0)
+    area = sum((c[2] - c[0]) * (c[3] - c[1]) for c in grid_boxes((x0, y0, x1, y1), 7, 7))
+    assert area == 56 * 56
+
+
+@pytest.mark.slow  # a full VGG-16 forward pass in NumPy
+def test_vgg16_conv5_3_map_feeds_the_same_fc7_as_forward():
+    from neuraltalk.cnn import vgg16
+    rng = np.random.default_rng(0)
+    net = {name: (rng.normal(scale=0.05, size=shape[0]).astype(np.float32),
+                  np.zeros(shape[1], np.float32)) for name, shape in vgg16.weight_shapes().items()}
+    x = rng.normal(size=(1, 224, 224, 3)).astype(np.float32)
+    fmap = vgg16.feature_map(net, x)
+    assert fmap.shape == (1, 14, 14, 512)
+    np.testing.assert_array_equal(vgg16.from_map(net, fmap), vgg16.forward(net, x))
+
+
+def test_attention_strip_shades_each_word_by_its_weights(tmp_path):
+    from PIL import Image
+    from neuraltalk.captions.report import TILE, write_attention_strip
+    Image.fromarray(np.full((64, 64, 3), 200, np.uint8)).save(tmp_path / "a.png")
+    boxes = np.array([[0, 0, 64, 64], [0, 0, 32, 32], [32, 32, 64, 64]])
+    weights = np.array([[0.1, 0.8, 0.1], [0.1, 0.1, 0.8]])
+    write_attention_strip(str(tmp_path / "s.png"), str(tmp_path / "a.png"), ["red", "ball"],
+                          weights, boxes)
+    strip = np.asarray(Image.open(tmp_path / "s.png"), np.float64)
+    assert strip.shape[1] == 2 * (TILE + 4)
+    q = TILE // 4
+    first, second = strip[:TILE, :TILE], strip[:TILE, TILE + 4:2 * TILE + 4]
+    assert first[q, q].mean() > 2 * first[3 * q, 3 * q].mean()  # the top-left box is lit
+    assert second[3 * q, 3 * q].mean() > 2 * second[q, q].mean()  # then the bottom-right
+
+
+@pytest.fixture(scope="module")
+def attention_run(shapes_root, tmp_path_factory):
+    import driver
+    from neuraltalk.train.runs import best_checkpoint
+    out = tmp_path_factory.mktemp("cv")
+    assert driver.main(["--dataset", "shapes", "--data_root", shapes_root,
+                        "--generator", "attention", "--checkpoint_output_directory", str(out),
+                        "--worker_status_output_directory", str(out / "status"),
+                        "--hidden_size", "32", "--word_encoding_size", "32",
+                        "--attention_size", "16", "--max_iters", "20",
+                        "--eval_max_images", "20", "--eval_period", "1000"]) == 0
+    return best_checkpoint(str(out))
+
+
+@pytest.mark.slow  # trains a small attention model first
+def test_evaluation_of_an_attention_model_scores_where_it_looks_and_draws_it(attention_run,
+                                                                             tmp_path):
+    import json
+    import eval_sentence_predictions
+    assert eval_sentence_predictions.main([attention_run, "--max_images", "6", "--beam_size",
+                                           "2", "--out", str(tmp_path), "--no_meteor"]) == 0
+    result = json.load(open(tmp_path / "result_struct.json"))
+    assert 0 <= result["attention_accuracy"] <= 1
+    blob = result["imgblobs"][0]
+    words = [w["word"] for w in blob["attention"]]
+    assert " ".join(w for w in words if w != "END") == blob["candidate"]["text"]
+    assert all(abs(sum(w["weights"]) - 1) < 1e-3 for w in blob["attention"])
+    page = open(tmp_path / "result.html").read()
+    assert page.count('class="attention"') == 6
+    assert os.path.exists(blob["attention_png"])
+
+
+@pytest.mark.slow  # trains a small attention model first
+def test_prediction_with_an_attention_model_reads_the_folders_regions(attention_run,
+                                                                      shapes_root, tmp_path):
+    import shutil
+    import predict_on_images
+    from neuraltalk.data.regions import load_regions, save_regions
+    folder = os.path.join(shapes_root, "shapes")
+    names = ["00000.png", "00001.png", "00002.png"]
+    for n in names:
+        shutil.copy(os.path.join(folder, "images", n), tmp_path / n)
+    (tmp_path / "tasks.txt").write_text("\n".join(names) + "\n")
+    assert predict_on_images.main([attention_run, "-r", str(tmp_path)]) == 2  # no regions.h5
+    regions = load_regions(folder)
+    save_regions(str(tmp_path / "regions.h5"), regions.feats[:3], regions.boxes[:3],
+                 regions.counts[:3])
+    assert predict_on_images.main([attention_run, "-r", str(tmp_path)]) == 0
+    page = open(tmp_path / "result.html").read()
+    assert page.count('class="attention"') == 3
+    assert sorted(os.listdir(tmp_path / "attention")) == ["0.png", "1.png", "2.png"]
