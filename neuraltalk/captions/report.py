@@ -14,7 +14,8 @@ img { max-width: 224px; max-height: 224px; }
 .candidate { font-size: 1.1em; font-weight: bold; }
 .refs { color: #555; font-size: 0.9em; }
 .metrics td { border: none; padding: 2px 12px 2px 0; }
-.attention { display: block; max-width: none; max-height: none; margin-top: 4px; }
+.strip { max-width: 760px; overflow-x: auto; margin-top: 4px; }
+.attention { display: block; max-width: none; max-height: none; }
 """
 
 TILE = 96  # pixels of each word's copy of the image in an attention strip
@@ -78,8 +79,8 @@ def attention_cell(blob, folder):
     if not path or not os.path.exists(path):
         return ""
     rel = os.path.relpath(os.path.abspath(path), os.path.abspath(folder))
-    return ('<img class="attention" src="%s" alt="where each word looks">'
-            % html.escape(rel))
+    return ('<div class="strip"><img class="attention" src="%s" alt="where each word looks">'
+            '</div>' % html.escape(rel))
 
 SORT_SCRIPT = """
 function sortBy(col) {
