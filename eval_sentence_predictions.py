@@ -6,6 +6,7 @@ result_struct.json and result.html. Alignment models (--model brnn): image-sente
 retrieval R@1/5/10 and median rank; writes retrieval.json.
 """
 import argparse
+import os
 import sys
 
 from neuraltalk import cli
@@ -23,11 +24,27 @@ def main(argv=None):
     p.add_argument("--no_meteor", action="store_true", help="skip METEOR (it needs Java)")
     args = p.parse_args(argv)
     cli.check_beam_size(p, args)
-    from neuraltalk.captions.evaluate import evaluate_checkpoint
-    from neuraltalk.train.runs import checkpoint_file
-    return cli.run_reporting_errors(lambda: evaluate_checkpoint(
-        checkpoint_file(args.checkpoint_path), args.split, args.max_images, args.beam_size,
-        args.out, args.data_root, with_meteor=not args.no_meteor))
+    return cli.run_reporting_errors(evaluate, args)
+
+
+def evaluate(args):
+    """A caption generator is scored by its captions, an alignment model by retrieval."""
+    from neuraltalk.alignment import retrieval
+    from neuraltalk.captions import evaluate
+    from neuraltalk.data.dataset import check_max_images
+    from neuraltalk.models import is_generator
+    from neuraltalk.train.checkpoint import load_checkpoint
+    from neuraltalk.train.runs import checkpoint_file, output_folder
+    check_max_images(args.max_images)
+    path = checkpoint_file(args.checkpoint_path)
+    checkpoint = load_checkpoint(path)
+    if is_generator(checkpoint["params"]):
+        return evaluate.evaluate_checkpoint(path, args.split, args.max_images, args.beam_size,
+                                            args.out, args.data_root,
+                                            with_meteor=not args.no_meteor, checkpoint=checkpoint)
+    out = output_folder(args.out or os.path.dirname(os.path.abspath(path)))
+    return retrieval.evaluate_checkpoint(checkpoint, path, args.split, args.max_images, out,
+                                         args.data_root)
 
 
 if __name__ == "__main__":

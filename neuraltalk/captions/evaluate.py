@@ -24,15 +24,16 @@ from neuraltalk.train.runs import output_folder
 
 
 def evaluate_checkpoint(checkpoint_path, split="test", max_images=-1, beam_size=1,
-                        out=None, data_root=None, with_meteor=True):
+                        out=None, data_root=None, with_meteor=True, checkpoint=None):
+    """Caption a split with a generator checkpoint (read from checkpoint_path unless given)
+    and score it; write result_struct.json and result.html into `out`."""
     check_max_images(max_images)
-    checkpoint = load_checkpoint(checkpoint_path)
+    checkpoint = checkpoint or load_checkpoint(checkpoint_path)
     params = checkpoint["params"]
-    out = output_folder(out or os.path.dirname(os.path.abspath(checkpoint_path)))
     if not is_generator(params):
-        from neuraltalk.alignment import retrieval
-        return retrieval.evaluate_checkpoint(checkpoint, checkpoint_path, split, max_images,
-                                             out, data_root)
+        raise NeuralTalkError("%s is an alignment model checkpoint: its evaluation is retrieval "
+                              "(eval_sentence_predictions.py does it)" % checkpoint_path)
+    out = output_folder(out or os.path.dirname(os.path.abspath(checkpoint_path)))
     model = checkpoint["model"]
     dataset = load_dataset(params["dataset"], data_root=data_root or params.get("data_root", "data"),
                            features_path=params.get("features") or None)

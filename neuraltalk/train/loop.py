@@ -72,9 +72,14 @@ def resume_from(params):
         raise NeuralTalkError(
             "--init_model_from %s holds a %s model but --model is %s"
             % (path, saved.get("model", "generator"), params["model"]))
+    overridden = []
     for key in models.architecture_flags(saved):  # they fix the parameters' shapes
         if key in saved:
+            if key in params and params[key] != saved[key]:
+                overridden.append("--%s %s (the checkpoint has %s)" % (key, params[key], saved[key]))
             params[key] = saved[key]
+    if overridden:
+        print("resuming %s: its architecture replaces %s" % (path, ", ".join(overridden)))
     return checkpoint
 
 
