@@ -3,7 +3,11 @@ of the training benchmark (D=4096, E=H=256, V=2538), random weights, 1,000 image
 the worst case where no caption ends before the 20-step limit (trained models end most
 captions after about a dozen words, and a finished beam costs nothing more).
 
-Usage: python bench/decode_speed.py [--images N] [--repeats R]
+With --generator attention: the attention generator at the same E = H = A = 256, V = 2538
+on R regions of D = 512 (--regions 20: boxes; 196: VGG-16's conv5_3 grid), decoded 64
+images at a time (each beam carries its copy of the regions).
+
+Usage: python bench/decode_speed.py [--images N] [--repeats R] [--generator attention --regions R]
 """
 import argparse
 import os
@@ -22,20 +26,31 @@ def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--images", type=int, default=1000)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--generator", default="lstm", choices=("lstm", "attention"))
+    p.add_argument("--regions", type=int, default=20, help="attention: regions per image")
     args = p.parse_args()
     rng = np.random.default_rng(0)
-    D, E, H, V = 4096, 256, 256, 2538
-    params = {"generator": "lstm", "image_encoding_size": E, "word_encoding_size": E,
-              "hidden_size": H, "tanhC_version": 0}
+    D, E, H, V = (4096 if args.generator == "lstm" else 512), 256, 256, 2538
+    params = {"generator": args.generator, "image_encoding_size": E, "word_encoding_size": E,
+              "hidden_size": H, "tanhC_version": 0, "attention_size": H, "att_gate": 1}
     bias = np.r_[-20.0, np.log(rng.dirichlet(np.ones(V - 1)) + 1e-9)]  # END never likely
     model = captioning.init_model(params, D, V, bias, rng)
     feats = np.maximum(rng.normal(size=(args.images, D)), 0).astype(np.float32)
-    print("LSTM D=%d E=H=%d V=%d, %d images, float32" % (D, E, V, args.images))
+    regions, batch_size = None, 256
+    if args.generator == "attention":
+        R = args.regions
+        all_regions = np.maximum(rng.normal(size=(args.images, R, D)), 0).astype(np.float32)
+        regions, batch_size = (lambda idx: (all_regions[idx], np.full(len(idx), R))), 64
+        print("attention D=%d R=%d E=H=A=%d V=%d, %d images, float32"
+              % (D, R, E, V, args.images))
+    else:
+        print("LSTM D=%d E=H=%d V=%d, %d images, float32" % (D, E, V, args.images))
     for beam_size in (1, 7):
         times, lengths = [], []
         for _ in range(args.repeats):
             t0 = time.perf_counter()
-            beams = list(decode_in_batches(model, params, feats, beam_size))
+            beams = list(decode_in_batches(model, params, feats, beam_size, batch_size,
+                                           regions=regions))
             times.append(time.perf_counter() - t0)
             lengths.append(np.mean([len(b[0][1]) for b in beams]))
         t = np.median(times)

@@ -23,6 +23,13 @@ from neuraltalk.models import captioning  # noqa: E402
 from neuraltalk.data.batches import Batch  # noqa: E402
 
 CONFIGS = {"A": dict(D=4096, E=256, H=256, V=2538), "B": dict(D=4096, E=512, H=512, V=10000)}
+# the attention generator (rows only for --generators attention): R regions of D = 512
+# (R = 20: whole image + 19 boxes; R = 196: VGG-16's 14 x 14 conv5_3 grid), attention
+# size A = H; A20/A196 at Flickr8k's sizes, B20/B196 at COCO's
+ATTENTION_CONFIGS = {"A20": dict(D=512, R=20, E=256, H=256, V=2538),
+                     "A196": dict(D=512, R=196, E=256, H=256, V=2538),
+                     "B20": dict(D=512, R=20, E=512, H=512, V=10000),
+                     "B196": dict(D=512, R=196, E=512, H=512, V=10000)}
 BATCH = 100
 
 
@@ -31,13 +38,17 @@ def sentence_lengths(rng, n):
     return np.clip(np.round(rng.gamma(9.0, 11.5 / 9.0, size=n)), 3, 35).astype(np.int32)
 
 
-def make_batch(rng, B, D, V):
+def make_batch(rng, B, D, V, R=None):
     lengths = sentence_lengths(rng, B)
     words = np.zeros((B, lengths.max()), np.int32)
     for b, n in enumerate(lengths):
         words[b, :n] = rng.integers(1, V, size=n)
     feats = np.maximum(rng.normal(size=(B, D)), 0).astype(np.float32)  # fc7 is post-ReLU
-    return Batch(feats, words, lengths, np.arange(B), np.arange(B))
+    if R is None:
+        return Batch(feats, words, lengths, np.arange(B), np.arange(B))
+    regions = np.maximum(rng.normal(size=(B, R, D)), 0).astype(np.float32)
+    return Batch(feats, words, lengths, np.arange(B), np.arange(B), regions,
+                 np.full(B, R))  # every image with all R regions: the worst case
 
 
 def step_macs(generator, batch, D, E, H, V):
@@ -46,7 +57,15 @@ def step_macs(generator, batch, D, E, H, V):
     B = len(batch.lengths)
     N = int((batch.lengths + 1).sum())
     decoder = 3 * N * H * V  # Y = H Wd, dWd, dH
-    if generator == "lstm":
+    if generator == "attention":  # A = H; forward, weight gradient, input gradient each
+        R = batch.regions.shape[1]
+        A = H
+        regions = 3 * B * R * D * A + 2 * 3 * B * D * H  # a Wa; h_0, c_0 from the mean
+        scores = 3 * N * (H * A + R * A)  # h_{t-1} Wha; watt . tanh(...)
+        context = 3 * N * R * D  # sum_i alpha_ti a_i, d alpha, d a
+        lstm = 3 * N * (E + D + H) * 4 * H  # [E y, z, h] WLSTM
+        deep = 3 * N * (H + D) * E  # h Lh + z Lz
+        return 3 * N * E * V + regions + scores + context + lstm + deep
         image = 2 * B * D * E  # x_img = f We, dWe
         inputs = 3 * (B + N) * E * 4 * H  # [x_t] WLSTM, its dW, dX; image step included
         recurrent = 3 * N * H * 4 * H  # h_{t-1} WLSTM, dh, dW over the N steps with a past
@@ -64,11 +83,18 @@ def sgemm_seconds(a, b):
 
 
 def measure(generator, cfg, repeats, sgemm_n=1536):
+    cfg = dict(cfg)
+    R = cfg.pop("R", None)
+    return _measure(generator, cfg, R, repeats, sgemm_n)
+
+
+def _measure(generator, cfg, R, repeats, sgemm_n):
     """Median sentences/s and step FLOP rate, median interleaved sgemm rate, mean length."""
     rng = np.random.default_rng(0)
     params = {"generator": generator, "image_encoding_size": cfg["E"] if generator == "lstm"
               else cfg["H"], "word_encoding_size": cfg["E"], "hidden_size": cfg["H"],
               "tanhC_version": 0, "rnn_relu_encoders": 0, "rnn_feed_once": 0,
+              "attention_size": cfg["H"], "att_gate": 1, "att_lambda": 1.0,
               "drop_prob_encoder": 0.5, "drop_prob_decoder": 0.5, "regc": 1e-8,
               "solver": "rmsprop", "learning_rate": 1e-3, "decay_rate": 0.999,
               "smooth_eps": 1e-8, "grad_clip": 5}
@@ -76,7 +102,7 @@ def measure(generator, cfg, repeats, sgemm_n=1536):
     cache = {}
     a = rng.random((sgemm_n, sgemm_n), dtype=np.float32)
     b = rng.random((sgemm_n, sgemm_n), dtype=np.float32)
-    batches = [make_batch(rng, BATCH, cfg["D"], cfg["V"]) for _ in range(repeats + 2)]
+    batches = [make_batch(rng, BATCH, cfg["D"], cfg["V"], R) for _ in range(repeats + 2)]
     times, flops, sgemm = [], [], []
     for i, batch in enumerate(batches):
         t0 = time.perf_counter()
@@ -95,19 +121,27 @@ def measure(generator, cfg, repeats, sgemm_n=1536):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--repeats", type=int, default=15, help="timed steps per row (default 15)")
-    p.add_argument("--configs", default="A,B", help="comma-separated: A, B (default both)")
-    p.add_argument("--generators", default="lstm,rnn", help="comma-separated (default lstm,rnn)")
+    p.add_argument("--configs", default="A,B", help="comma-separated: A, B (default both); "
+                   "for attention A20, A196, B20, B196 (default all four)")
+    p.add_argument("--generators", default="lstm,rnn",
+                   help="comma-separated: lstm, rnn, attention (default lstm,rnn)")
     args = p.parse_args()
     print("batch %d, float32, rmsprop, dropout 0.5; medians of %d steps; sgemm 1536^3 timed "
           "between the steps" % (BATCH, args.repeats))
     print("%-6s %-5s %12s %9s %10s %13s %9s  %s" % (
         "config", "gen", "sentences/s", "step ms", "GFLOP/s", "sgemm GFLOP/s", "of sgemm",
         "mean length"))
-    for name in args.configs.split(","):
-        for generator in args.generators.split(","):
-            rate, t, flops, peak, mean_len = measure(generator, CONFIGS[name], args.repeats)
-            print("%-6s %-5s %12.0f %9.1f %10.1f %13.1f %9.2f  %.2f" % (
-                name, generator, rate, 1e3 * t, flops / 1e9, peak / 1e9, flops / peak, mean_len))
+    generators = args.generators.split(",")
+    rows = [(name, g) for name in args.configs.split(",") if name in CONFIGS
+            for g in generators if g != "attention"]
+    if "attention" in generators:
+        names = [n for n in args.configs.split(",") if n in ATTENTION_CONFIGS]
+        rows += [(n, "attention") for n in (names or ATTENTION_CONFIGS)]
+    for name, generator in rows:
+        cfg = (ATTENTION_CONFIGS if generator == "attention" else CONFIGS)[name]
+        rate, t, flops, peak, mean_len = measure(generator, cfg, args.repeats)
+        print("%-6s %-5s %12.0f %9.1f %10.1f %13.1f %9.2f  %.2f" % (
+            name, generator[:5], rate, 1e3 * t, flops / 1e9, peak / 1e9, flops / peak, mean_len))
 
 
 if __name__ == "__main__":

@@ -11,17 +11,30 @@ import numpy as np
 from neuraltalk.models import module_of
 
 
-def beam_search(model, params, feats, beam_size=1, max_steps=20):
+def beam_search(model, params, feats, beam_size=1, max_steps=20, regions=None,
+                return_weights=False):
     """feats (N, D). Returns for each image its beams, best first: [(logprob, [ix, ...])].
 
-    A sequence ends with 0 (END) when it finished within max_steps.
+    A sequence ends with 0 (END) when it finished within max_steps. regions: (regions
+    (N, R, D), region_counts (N,)) for a generator that attends (NEEDS_REGIONS); they
+    sit in the state, one copy per beam. return_weights: beams are (logprob, [ix, ...],
+    weights (len, R)), the attention weights each chosen word was picked with (an
+    attending generator's step leaves them in state['alpha']).
     """
     gen = module_of(params)
     N = len(feats)
     K = max(1, int(beam_size))
     if N == 0:
         return []
-    state = gen.start(model, np.asarray(feats, dtype=model["Wd"].dtype), params)
+    feats = np.asarray(feats, dtype=model["Wd"].dtype)
+    if getattr(gen, "NEEDS_REGIONS", False):
+        state = gen.start(model, feats, params, *(regions or (None, None)))
+    else:
+        state = gen.start(model, feats, params)
+    weighted = return_weights and "alpha" in state
+    if weighted:
+        R = state["alpha"].shape[1]
+        weights = np.zeros((N, K, max_steps, R), dtype=state["alpha"].dtype)
     # beam (n, k) lives in row n*K + k; at first only beam 0 of each image exists
     state = {name: np.repeat(a, K, axis=0) for name, a in state.items()}
     scores = np.full((N, K), -np.inf)
@@ -59,6 +72,11 @@ def beam_search(model, params, feats, beam_size=1, max_steps=20):
         lengths = lengths[rows, parent]
         grow = ~parent_finished & np.isfinite(new_scores)
         seqs[grow, t] = word[grow]
+        if weighted:  # the parent's step chose the word with these weights
+            weights = weights[rows, parent]
+            alpha = np.zeros((N * K, R), weights.dtype)
+            alpha[live_rows] = new_live_state["alpha"]
+            weights[grow, t] = alpha[(rows * K + parent)][grow]
         lengths[grow] += 1
         finished = parent_finished | (grow & (word == 0))
         scores = new_scores
@@ -70,8 +88,13 @@ def beam_search(model, params, feats, beam_size=1, max_steps=20):
         state = {name: a[parent_rows] for name, a in full.items()}
     results = []
     for n in range(N):
-        beams = [(float(scores[n, k]), [int(w) for w in seqs[n, k, :lengths[n, k]]])
-                 for k in range(K) if np.isfinite(scores[n, k])]
+        beams = []
+        for k in range(K):
+            if np.isfinite(scores[n, k]):
+                beam = (float(scores[n, k]), [int(w) for w in seqs[n, k, :lengths[n, k]]])
+                if return_weights:
+                    beam += (weights[n, k, :lengths[n, k]] if weighted else None,)
+                beams.append(beam)
         results.append(beams)
     return results
 
@@ -100,13 +123,18 @@ def caption_text(ixtoword, sequence):
 
 
 def decode_in_batches(model, params, feats, beam_size=1, batch_size=256, max_steps=20,
-                      progress=None):
-    """beam_search over row batches of a (N, D) feature array-like; yields per-image beams."""
+                      progress=None, regions=None, return_weights=False):
+    """beam_search over row batches of a (N, D) feature array-like; yields per-image beams.
+
+    regions: for an attending generator, (index array -> (regions (n, R, D), counts (n,)))
+    of the same images."""
     N = len(feats)
     for start in range(0, N, batch_size):
         idx = np.arange(start, min(start + batch_size, N))
         rows = np.asarray(feats[idx], dtype=model["Wd"].dtype)
-        for beams in beam_search(model, params, rows, beam_size, max_steps):
+        for beams in beam_search(model, params, rows, beam_size, max_steps,
+                                 regions(idx) if regions is not None else None,
+                                 return_weights):
             yield beams
         if progress:
             progress(min(start + batch_size, N), N)

@@ -9,14 +9,17 @@ only colours and shapes that are there. Writes result_struct.json and result.htm
 import os
 import time
 
+import numpy as np
+
 from neuraltalk.data.batches import SentenceTable
 from neuraltalk.train.checkpoint import load_checkpoint
 from neuraltalk.data.dataset import check_max_images, load_dataset
 from neuraltalk.captions.decoding import caption_text, decode_in_batches
 from neuraltalk.errors import NeuralTalkError
 from neuraltalk.metrics import COCO_KEYS, score_captions
-from neuraltalk.models import captioning, is_generator
-from neuraltalk.captions.report import write_evaluation_page, write_json
+from neuraltalk.models import captioning, is_generator, module_of
+from neuraltalk.captions.report import (write_attention_strip, write_evaluation_page,
+                                        write_json)
 from neuraltalk.train.runs import output_folder
 
 
@@ -34,10 +37,14 @@ def evaluate_checkpoint(checkpoint_path, split="test", max_images=-1, beam_size=
     model = checkpoint["model"]
     dataset = load_dataset(params["dataset"], data_root=data_root or params.get("data_root", "data"),
                            features_path=params.get("features") or None)
-    if dataset.feature_width != model["We"].shape[0]:
-        raise NeuralTalkError("%s was trained on %d-d features but %s has %d-d features"
-                              % (checkpoint_path, model["We"].shape[0], dataset.folder,
-                                 dataset.feature_width))
+    gen = module_of(params)
+    regions = captioning.dataset_regions(gen, params, dataset)
+    width = dataset.feature_width if regions is None else regions.width
+    if width != captioning.input_width(model):
+        raise NeuralTalkError("%s was trained on %d-d features but %s has %d-d %s"
+                              % (checkpoint_path, captioning.input_width(model),
+                                 dataset.folder if regions is None else regions.path, width,
+                                 "features" if regions is None else "region features"))
     images, skipped = with_references(dataset.split(split), split)
     if max_images > 0:
         images = images[:max_images]
@@ -48,8 +55,11 @@ def evaluate_checkpoint(checkpoint_path, split="test", max_images=-1, beam_size=
         rate = done / max(1e-9, time.time() - t0)
         print("captioned %d/%d images (%.0f images/s)" % (done, total, rate), flush=True)
 
+    region_rows = None if regions is None else (
+        lambda index: regions.rows(np.asarray(ids)[index]))
     beams = list(decode_in_batches(model, params, _Rows(dataset.features, ids), beam_size,
-                                   progress=progress))
+                                   progress=progress, regions=region_rows,
+                                   return_weights=regions is not None))
     ixtoword = checkpoint["ixtoword"]
     candidates = {i: caption_text(ixtoword, b[0][1]) for i, b in zip(ids, beams)}
     references = {img["imgid"]: [" ".join(s["tokens"]) for s in img["sentences"]]
@@ -57,7 +67,7 @@ def evaluate_checkpoint(checkpoint_path, split="test", max_images=-1, beam_size=
     corpus, per_image, notes = score_captions(references, candidates, with_meteor)
     notes = skipped + notes
 
-    val = SentenceTable(dataset, checkpoint["wordtoix"], "val")
+    val = SentenceTable(dataset, checkpoint["wordtoix"], "val", regions)
     perplexity = captioning.perplexity(model, val, params, params.get("eval_batch_size", 100))
     training = {" ".join(s["tokens"]) for img in dataset.split("train") for s in img["sentences"]}
     verbatim = sum(c in training for c in candidates.values()) / len(candidates)
@@ -68,6 +78,13 @@ def evaluate_checkpoint(checkpoint_path, split="test", max_images=-1, beam_size=
         correct = sum(caption_is_correct(candidates[img["imgid"]].split(), img["objects"])
                       for img in images)
         summary["fraction_correct_colours_and_shapes"] = correct / len(images)
+        if regions is not None:
+            from neuraltalk.demo.checker import attention_hits
+            hits = words = 0
+            for img, b in zip(images, beams):
+                h, w = attention_hits(candidates[img["imgid"]].split(), b[0][2], img["objects"])
+                hits, words = hits + h, words + w
+            summary["attention_accuracy"] = hits / max(1, words)
 
     blobs = []
     for img, b in zip(images, beams):
@@ -77,6 +94,8 @@ def evaluate_checkpoint(checkpoint_path, split="test", max_images=-1, beam_size=
                       "imgid": img["imgid"],
                       "candidate": {"text": candidates[img["imgid"]], "logprob": b[0][0]},
                       "references": references[img["imgid"]], "scores": per_image[img["imgid"]]})
+    if regions is not None:
+        attention_pictures(blobs, beams, ixtoword, regions, out)
     metrics = {k: corpus[k] for k in COCO_KEYS if k in corpus}
     result = {"checkpoint_params": params, "checkpoint_path": checkpoint_path,
               "metrics": metrics, "multi_bleu": {k: v for k, v in corpus.items()
@@ -107,6 +126,25 @@ def with_references(images, split):
     return kept, [note]
 
 
+def attention_pictures(blobs, beams, ixtoword, regions, out):
+    """An attention strip per image (report.write_attention_strip) in out/attention/, and
+    each blob's 'attention' (per word: the word and its weights over the regions)."""
+    folder = os.path.join(out, "attention")
+    os.makedirs(folder, exist_ok=True)
+    for blob, b in zip(blobs, beams):
+        _, sequence, weights = b[0]
+        words = [ixtoword[ix] if ix > 0 else "END" for ix in sequence]
+        n = int(regions.counts[blob["imgid"]])
+        weights = np.asarray(weights)[:, :n]
+        blob["attention"] = [{"word": w, "weights": [round(float(x), 4) for x in alpha]}
+                             for w, alpha in zip(words, weights)]
+        if blob.get("img_file") and os.path.exists(blob["img_file"]):
+            path = os.path.join(folder, "%d.png" % blob["imgid"])
+            write_attention_strip(path, blob["img_file"], words, weights,
+                                  regions.boxes[blob["imgid"]][:n])
+            blob["attention_png"] = path
+
+
 class _Rows:
     """The feature rows of some images, indexable from 0 (for decode_in_batches)."""
 
@@ -135,5 +173,8 @@ def print_table(corpus, summary, notes):
     if "fraction_correct_colours_and_shapes" in summary:
         print("  captions naming only colours and shapes that are there: %.1f%%"
               % (100 * summary["fraction_correct_colours_and_shapes"]))
+    if "attention_accuracy" in summary:
+        print("  colour and shape words whose most attended region is their object: %.1f%%"
+              % (100 * summary["attention_accuracy"]))
     for note in notes:
         print("  " + note)

@@ -15,9 +15,9 @@ import time
 from neuraltalk.train.checkpoint import load_checkpoint
 from neuraltalk.captions.decoding import caption_text, decode_in_batches
 from neuraltalk.errors import NeuralTalkError
-from neuraltalk.models import is_generator
+from neuraltalk.models import captioning, is_generator, module_of
 from neuraltalk.data.feature_files import FEATURE_FILE_NAMES, load_features
-from neuraltalk.captions.report import write_json, write_prediction_page
+from neuraltalk.captions.report import write_attention_strip, write_json, write_prediction_page
 
 
 def read_tasks(root, params=None):
@@ -91,6 +91,38 @@ def image_features(root, names, params):
         % (missing, cnn))
 
 
+def folder_regions(root, names, width, checkpoint_path):
+    """The regions.h5 of an image folder (rows in tasks.txt order), for a model that attends."""
+    from neuraltalk.data.regions import load_regions
+    path = os.path.join(root, "regions.h5")
+    if not os.path.exists(path):
+        raise NeuralTalkError(
+            "%s is an attention model: it needs %s, the region features of the images in "
+            "tasks.txt order (python -m neuraltalk.features %s --cnn CNN --grid)"
+            % (checkpoint_path, path, root))
+    regions = load_regions(path, len(names))
+    if regions.width != width:
+        raise NeuralTalkError("the regions in %s are %d-d but %s was trained on %d-d regions: "
+                              "use the same CNN as in training"
+                              % (path, regions.width, checkpoint_path, width))
+    return regions
+
+
+def attention_picture(blob, root, n, sequence, weights, regions, ixtoword):
+    """The blob's per-word attention, and its strip in root/attention/ (report.py)."""
+    count = int(regions.counts[n])
+    words = [ixtoword[ix] if ix > 0 else "END" for ix in sequence]
+    weights = weights[:, :count]
+    blob["attention"] = [{"word": w, "weights": [round(float(x), 4) for x in alpha]}
+                         for w, alpha in zip(words, weights)]
+    folder = os.path.join(root, "attention")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "%d.png" % n)
+    write_attention_strip(path, os.path.join(root, blob["img_path"]), words, weights,
+                          regions.boxes[n][:count])
+    blob["attention_png"] = path
+
+
 def predict_folder(checkpoint_path, root, beam_size=1, checkpoint=None):
     checkpoint = checkpoint or load_checkpoint(checkpoint_path)
     model, params = checkpoint["model"], checkpoint["params"]
@@ -100,19 +132,29 @@ def predict_folder(checkpoint_path, root, beam_size=1, checkpoint=None):
     if not os.path.isdir(root):
         raise NeuralTalkError("image folder %s does not exist (set it with -r)" % root)
     names = read_tasks(root, params)
-    feats = image_features(root, names, params)
-    width = model["We"].shape[0]
+    width = captioning.input_width(model)
+    regions = None
+    if getattr(module_of(params), "NEEDS_REGIONS", False):
+        regions = folder_regions(root, names, width, checkpoint_path)
+        feats = regions.feats[:, 0]  # unused by the generator: it reads the regions
+    else:
+        feats = image_features(root, names, params)
     if feats.shape[1] != width:
         raise NeuralTalkError(
             "the features in %s are %d-d but %s was trained on %d-d features: use the same "
             "CNN as in training" % (root, feats.shape[1], checkpoint_path, width))
     t0 = time.time()
     blobs = []
-    beams = decode_in_batches(model, params, feats, beam_size)
-    for name, image_beams in zip(names, beams):
-        logprob, sequence = image_beams[0]
+    beams = decode_in_batches(model, params, feats, beam_size,
+                              regions=None if regions is None else regions.rows,
+                              return_weights=regions is not None)
+    for n, (name, image_beams) in enumerate(zip(names, beams)):
+        logprob, sequence = image_beams[0][:2]
         blobs.append({"img_path": name, "candidate": {
             "text": caption_text(checkpoint["ixtoword"], sequence), "logprob": logprob}})
+        if regions is not None:
+            attention_picture(blobs[-1], root, n, sequence, image_beams[0][2], regions,
+                              checkpoint["ixtoword"])
         print("%s: %s (logprob %.2f)" % (name, blobs[-1]["candidate"]["text"], logprob))
     print("captioned %d images in %.1fs (beam size %d)" % (len(names), time.time() - t0,
                                                             beam_size))
@@ -124,7 +166,6 @@ def predict_folder(checkpoint_path, root, beam_size=1, checkpoint=None):
     print("wrote %s and %s" % (os.path.join(root, "result_struct.json"),
                                os.path.join(root, "result.html")))
     return blobs
-
 
 
 DEMO_CNN = "shapes-extractor"  # the features of the demo dataset, made from its renders

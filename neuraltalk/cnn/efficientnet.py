@@ -73,6 +73,17 @@ def preprocess(images):
 
 def forward(net, x):
     """x (N, 224, 224, 3) preprocessed -> (1280-d pooled features, 1000 logits)."""
+    return from_map(net, feature_map(net, x))
+
+
+def from_map(net, x):
+    """The final map (N, 7, 7, 1280) -> (1280-d pooled features, 1000 logits)."""
+    features = x.mean((1, 2))
+    return features, layers.dense(features, *net["fc"])
+
+
+def feature_map(net, x):
+    """x (N, 224, 224, 3) preprocessed -> the final map after the head (N, 7, 7, 1280)."""
     x = layers.relu6(layers.conv2d(x, *net["stem"], stride=2, padding="same"))
     for block in net["blocks"]:
         inp = x
@@ -84,6 +95,15 @@ def forward(net, x):
         x = layers.conv2d(x, *block["project"])
         if block["stride"] == 1 and inp.shape == x.shape:
             x += inp
-    x = layers.relu6(layers.conv2d(x, *net["head"]))
-    features = x.mean((1, 2))
-    return features, layers.dense(features, *net["fc"])
+    return layers.relu6(layers.conv2d(x, *net["head"]))
+
+
+def input_box(size, short_side=256, crop=224):
+    """The box [x0, y0, x1, y1] of an image of `size` (w, h) that the network sees: the
+    centre crop of preprocess (images.resize_and_crop), in the image's pixels."""
+    w, h = size
+    scale = short_side / min(w, h)
+    new_w, new_h = max(crop, round(w * scale)), max(crop, round(h * scale))
+    sx, sy = new_w / w, new_h / h
+    left, top = (new_w - crop) // 2, (new_h - crop) // 2
+    return (left / sx, top / sy, (left + crop) / sx, (top + crop) / sy)

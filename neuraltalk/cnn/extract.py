@@ -12,6 +12,10 @@ When DIR holds a `dataset.json` (Karpathy's format), the features follow its img
 order instead, so `python driver.py --dataset DIR` trains on the user's own photos.
 `--regions BOXES.json` ({"image file": [[x0, y0, x1, y1], ...]}) also writes the
 alignment model's `regions.h5`: the whole image plus a crop of each box.
+`--grid` writes instead the last convolutional map as `regions.h5`, one region per cell
+(boxes = the cells, in the image's pixels), the annotation vectors of Show, Attend and
+Tell (`--generator attention`): VGG-16's conv5_3 (14 x 14 x 512), EfficientNet-Lite0's
+final map (7 x 7 x 1280). The whole-image features are written as without --grid.
 """
 import argparse
 import json
@@ -50,6 +54,29 @@ class Extractor:
         out = self.module.forward(self.net, self.module.preprocess(images))
         return (out[0] if isinstance(out, tuple) else out).astype(np.float32)
 
+    def features_and_grid(self, images):
+        """(features (N, D), the last convolutional map as cells (N, g*g, C), boxes of the
+        cells (N, g*g, 4) in each image's pixels): one forward pass for both."""
+        if not hasattr(self.module, "feature_map"):
+            raise NeuralTalkError("--grid needs a convolutional map: use --cnn vgg16 or "
+                                  "efficientnet-lite0")
+        fmap = self.module.feature_map(self.net, self.module.preprocess(images))
+        out = self.module.from_map(self.net, fmap)
+        feats = (out[0] if isinstance(out, tuple) else out).astype(np.float32)
+        n, gh, gw, c = fmap.shape
+        boxes = np.stack([grid_boxes(self.module.input_box(img.size), gh, gw) for img in images])
+        return feats, fmap.reshape(n, gh * gw, c).astype(np.float32), boxes
+
+
+def grid_boxes(box, gh, gw):
+    """(gh * gw, 4) int boxes of the cells of a gh x gw grid over `box` [x0, y0, x1, y1],
+    row by row as the map's cells are flattened."""
+    x0, y0, x1, y1 = box
+    xs = np.round(x0 + (x1 - x0) * np.arange(gw + 1) / gw).astype(np.int64)
+    ys = np.round(y0 + (y1 - y0) * np.arange(gh + 1) / gh).astype(np.int64)
+    r, c = np.divmod(np.arange(gh * gw), gw)
+    return np.stack([xs[c], ys[r], xs[c + 1], ys[r + 1]], 1).astype(np.int32)
+
 
 def extract_features(image_paths, cnn, weights=None, batch_size=16, progress=True):
     """(N, D) float32 features of the images at `image_paths` (all must be readable)."""
@@ -66,8 +93,9 @@ def check_batch_size(batch_size):
         raise NeuralTalkError("--batch_size must be at least 1, got %d" % batch_size)
 
 
-def run(extractor, paths, batch_size=16, progress=True):
-    """Features of every readable image, and the paths that could not be read."""
+def run(extractor, paths, batch_size=16, progress=True, grid=False):
+    """Features of every readable image, and the paths that could not be read; with grid,
+    (features, grid cells, cell boxes) in place of the features."""
     from neuraltalk.cnn.images import open_rgb
     check_batch_size(batch_size)
     out, bad = [], []
@@ -82,13 +110,18 @@ def run(extractor, paths, batch_size=16, progress=True):
                 print("warning: %s; skipping it" % e, file=sys.stderr)
                 bad.append(path)
         if images:
-            out.append(extractor.features(images))
+            out.append(extractor.features_and_grid(images) if grid
+                       else extractor.features(images))
         done += len(images)
         if progress:
             rate = done / max(1e-9, time.time() - t0)
             print("\r%d/%d images, %.1f images/s" % (done, len(paths), rate), end="", flush=True)
     if progress:
         print()
+    if grid:
+        if not out:
+            return (np.zeros((0, extractor.width), np.float32), None, None), bad
+        return tuple(np.concatenate(part) for part in zip(*out)), bad
     feats = np.concatenate(out) if out else np.zeros((0, extractor.width), np.float32)
     return feats, bad
 
@@ -165,6 +198,9 @@ def main(argv=None):
                    help="weights file (vgg16: the Keras .h5 or an .npz; efficientnet-lite0: "
                         "the package's .pth by default)")
     p.add_argument("--regions", default=None, help="JSON of boxes per image file name")
+    p.add_argument("--grid", action="store_true",
+                   help="also write the last convolutional map as regions.h5 (one region "
+                        "per cell), for --generator attention")
     p.add_argument("--batch_size", type=int, default=16)
     args = p.parse_args(argv)
     return run_reporting_errors(extract_folder, args)
@@ -184,7 +220,15 @@ def extract_folder(args):
     paths = [os.path.join(folder, n) for n in names]
     boxes = (read_boxes(args.regions, {os.path.basename(p) for p in paths})
              if args.regions else None)
-    feats, bad = run(extractor, paths, args.batch_size)
+    grid = getattr(args, "grid", False)
+    if grid and args.regions:
+        raise NeuralTalkError("--grid and --regions both write regions.h5: give one of them")
+    if grid and not hasattr(extractor.module, "feature_map"):
+        raise NeuralTalkError("--grid needs a convolutional map: use --cnn vgg16 or "
+                              "efficientnet-lite0, not %s" % args.cnn)
+    feats, bad = run(extractor, paths, args.batch_size, grid=grid)
+    if grid:
+        feats, g_feats, g_boxes = feats
     if tasks is None and bad:
         raise NeuralTalkError("%s lists images that cannot be read: %s"
                               % (dataset_json, ", ".join(bad[:5])))
@@ -207,6 +251,12 @@ def extract_folder(args):
         from neuraltalk.data.regions import save_regions
         save_regions(os.path.join(folder, "regions.h5"), r_feats, r_boxes, counts)
         print("wrote %s: %d regions" % (os.path.join(folder, "regions.h5"), int(counts.sum())))
+    if grid:
+        from neuraltalk.data.regions import save_regions
+        save_regions(os.path.join(folder, "regions.h5"), g_feats, g_boxes,
+                     np.full(len(g_feats), g_feats.shape[1], np.int32))
+        print("wrote %s: a grid of %d cells of %d-d features per image"
+              % (os.path.join(folder, "regions.h5"), g_feats.shape[1], g_feats.shape[2]))
     return 0
 
 

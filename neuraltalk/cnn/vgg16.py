@@ -126,10 +126,29 @@ def preprocess(images, size=224):
 
 def forward(net, x):
     """x (N, 224, 224, 3) preprocessed -> fc7 (N, 4096), after ReLU."""
+    return from_map(net, feature_map(net, x))
+
+
+def feature_map(net, x):
+    """x (N, 224, 224, 3) preprocessed -> conv5_3 after ReLU (N, 14, 14, 512): Show,
+    Attend and Tell's annotation vectors."""
     for b, n, _ in BLOCKS:
         for i in range(n):
             x = layers.relu(layers.conv2d(x, *net["block%d_conv%d" % (b, i + 1)], padding=1))
-        x = layers.max_pool(x, 2)
+        if b < len(BLOCKS):
+            x = layers.max_pool(x, 2)
+    return x
+
+
+def from_map(net, x):
+    """conv5_3 (N, 14, 14, 512) -> fc7 (N, 4096), after ReLU."""
+    x = layers.max_pool(x, 2)
     x = x.reshape(len(x), -1)  # (7, 7, 512) channels-last, as fc1's rows expect
     x = layers.relu(layers.dense(x, *net["fc1"]))
     return layers.relu(layers.dense(x, *net["fc2"]))
+
+
+def input_box(size):
+    """The box [x0, y0, x1, y1] of an image of `size` (w, h) that the network sees: all
+    of it (resized straight to 224 x 224)."""
+    return (0.0, 0.0, float(size[0]), float(size[1]))

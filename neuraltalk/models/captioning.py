@@ -137,9 +137,11 @@ def make_task(gen, params, dataset, rng, vocab=None):
     else:
         wordtoix, ixtoword = vocab
         bias = np.zeros(len(ixtoword))  # the checkpoint's model replaces this one
-    model = init_model(params, dataset.feature_width, len(ixtoword), bias, rng)
-    train = SentenceTable(dataset, wordtoix, "train")
-    val = SentenceTable(dataset, wordtoix, "val")
+    regions = dataset_regions(gen, params, dataset)
+    width = dataset.feature_width if regions is None else regions.width
+    model = init_model(params, width, len(ixtoword), bias, rng)
+    train = SentenceTable(dataset, wordtoix, "train", regions)
+    val = SentenceTable(dataset, wordtoix, "val", regions)
 
     def validate(model):
         ppl = perplexity(model, val, params, params.get("eval_batch_size", 100),
@@ -151,6 +153,21 @@ def make_task(gen, params, dataset, rng, vocab=None):
                 sample_batch=train.sample,
                 cost=lambda model, batch, rng: gen.loss(model, batch, params, rng),
                 validate=validate, update_keys=sorted(model), epoch_size=len(train))
+
+
+def dataset_regions(gen, params, dataset):
+    """The RegionFeatures a generator that attends (NEEDS_REGIONS) reads: --regions, or
+    regions.h5 beside dataset.json; None for the others."""
+    if not getattr(gen, "NEEDS_REGIONS", False):
+        return None
+    from neuraltalk.data.regions import load_regions
+    return load_regions(params.get("regions") or dataset.folder, len(dataset.images))
+
+
+def input_width(model):
+    """The width of the image features (or regions, for a generator that attends) a
+    generator's model takes."""
+    return model["We"].shape[0] if "We" in model else model["Wa"].shape[0]
 
 
 def check_feature_width(model, width, source):
