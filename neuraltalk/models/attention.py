@@ -18,7 +18,6 @@ z_t needs h_{t-1}. Encoder dropout on the word vectors, decoder dropout on the d
 import numpy as np
 
 from neuraltalk.errors import NeuralTalkError
-from neuraltalk.layers.affine import affine_backward, affine_forward
 from neuraltalk.layers.dropout import dropout_backward, dropout_forward, dropout_mask
 from neuraltalk.layers.embedding import embedding_backward, embedding_forward, scatter_rows
 from neuraltalk.layers.lstm import lstm_cell
