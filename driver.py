@@ -1,6 +1,6 @@
 """Train a caption generator or the alignment model: `python driver.py --dataset flickr8k`.
 
-The flags are NeuralTalk's, with their names and defaults, plus --model, --seed,
+The flags are NeuralTalk's, with their names and defaults, plus --model, --preset, --seed,
 --max_iters, --data_root, --fold_restval, --features, --keep_all_checkpoints and Adam's
 betas. Exit status: 0 after a run (best and `_last` checkpoints written), 1 when training
 went wrong (the cost exploded, NaN parameters, --min_ppl_or_abort), 2 for a bad flag or
