@@ -1,6 +1,6 @@
 """Train a caption generator or the alignment model: `python driver.py --dataset flickr8k`.
 
-The flags are NeuralTalk's, with their names and defaults, plus --model, --seed,
+The flags are NeuralTalk's, with their names and defaults, plus --model, --preset, --seed,
 --max_iters, --data_root, --fold_restval, --features, --keep_all_checkpoints and Adam's
 betas. Exit status: 0 after a run (best and `_last` checkpoints written), 1 when training
 went wrong (the cost exploded, NaN parameters, --min_ppl_or_abort), 2 for a bad flag or
@@ -13,6 +13,7 @@ import os
 import sys
 
 from neuraltalk import cli, models
+from neuraltalk.errors import NeuralTalkError
 from neuraltalk.models import captioning
 
 
@@ -31,6 +32,12 @@ def build_parser():
                    help="a caption generator (--generator), or an alignment model: "
                    + "; ".join("%s: %s" % (name, m.PAPER)
                                for name, m in sorted(models.ALIGNMENT_MODELS.items())))
+    p.add_argument("--preset", default=None, choices=sorted(models.presets()),
+                   help="a model's named set of defaults (flags given still win): " + "; ".join(
+                       "%s %s: %s" % (label, name, " ".join(
+                           "--%s %s" % kv for kv in sorted(m.PRESETS[name].items())))
+                       for name, owners in sorted(models.presets().items())
+                       for label, m in owners))
     p.add_argument("-a", "--do_grad_check", type=int, default=0,
                    help="1: check the gradients on a real batch, print the worst error, exit")
     p.add_argument("--fappend", default="baseline", help="appended to checkpoint file names")
@@ -128,9 +135,25 @@ def check_flags(parser, params):
                      % fappend)
 
 
+def parse_flags(parser, argv=None):
+    """The flags as a dict; with --preset, the preset's values are the defaults, so that
+    flags given on the command line still win."""
+    params = vars(parser.parse_args(argv))
+    try:
+        preset = models.preset_values(params)
+    except NeuralTalkError as e:
+        parser.error(str(e))
+    if preset:
+        parser.set_defaults(**preset)
+        params = vars(parser.parse_args(argv))
+        print("--preset %s: %s" % (params["preset"], " ".join(
+            "--%s %s" % (k, params[k]) for k in sorted(preset))))
+    return params
+
+
 def main(argv=None):
     parser = build_parser()
-    params = vars(parser.parse_args(argv))
+    params = parse_flags(parser, argv)
     check_flags(parser, params)
     from neuraltalk.train import loop as train
     try:

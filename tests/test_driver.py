@@ -423,3 +423,148 @@ def test_a_nan_region_feature_is_found_before_training_the_alignment_model(shape
     out, err = capsys.readouterr()
     assert "regions.h5 holds NaN or infinite region features for imgid %d" % imgid in err
     assert "batch done" not in out
+
+
+# ---- validation thresholds: --min_ppl_or_abort, --write_checkpoint_ppl_threshold -----------
+
+def _validated_at_iteration_4(shapes_root, out, *flags):
+    # 20 iterations of 20 sentences, a validation after iteration 4 (and at the end)
+    return _train(shapes_root, out, "--max_iters", "20", "--eval_period", str(5 * 20 / 12000),
+                  *flags)
+
+
+def test_an_unreachable_min_ppl_or_abort_stops_at_the_first_validation(shapes_root, tmp_path,
+                                                                      capsys):
+    assert _validated_at_iteration_4(shapes_root, tmp_path, "--min_ppl_or_abort", "1.0") == 1
+    out = capsys.readouterr().out
+    assert "is above --min_ppl_or_abort 1.00" in out and "aborting: validation perplexity" in out
+    assert "4/20 batch done" in out and "5/20 batch done" not in out
+    assert not [p for p in _checkpoints(tmp_path) if not p.endswith("_last.p")]
+
+
+def test_a_reachable_min_ppl_or_abort_lets_the_run_finish(shapes_root, tmp_path, capsys):
+    assert _validated_at_iteration_4(shapes_root, tmp_path, "--min_ppl_or_abort", "1e9") == 0
+    assert "min_ppl_or_abort" not in capsys.readouterr().out
+    best, last = _checkpoints(tmp_path)
+    assert last.endswith("_last.p") and load_checkpoint(best)["it"] == 19
+
+
+def test_no_best_checkpoint_above_write_checkpoint_ppl_threshold(shapes_root, tmp_path):
+    assert _validated_at_iteration_4(shapes_root, tmp_path,
+                                     "--write_checkpoint_ppl_threshold", "1.0") == 0
+    (last,) = _checkpoints(tmp_path)  # perplexity is never below 1: only the run's end
+    assert last.endswith("_last.p") and load_checkpoint(last)["it"] == 19
+
+
+def test_a_best_checkpoint_below_write_checkpoint_ppl_threshold(shapes_root, tmp_path):
+    assert _validated_at_iteration_4(shapes_root, tmp_path,
+                                     "--write_checkpoint_ppl_threshold", "1e9") == 0
+    best, last = _checkpoints(tmp_path)
+    assert load_checkpoint(best)["perplexity"] < 1e9 and last.endswith("_last.p")
+
+
+@pytest.mark.parametrize("flag", ["--min_ppl_or_abort", "--write_checkpoint_ppl_threshold"])
+def test_perplexity_thresholds_are_refused_for_the_alignment_model(flag, capsys):
+    with pytest.raises(SystemExit) as e:
+        driver.main(["--model", "brnn", flag, "10"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "%s is about a caption generator's validation perplexity" % flag in err
+    assert "--model brnn validates by retrieval recall" in err
+
+
+# ---- resuming: mismatches, and the alignment model ------------------------------------------
+
+BRNN = ["--model", "brnn", "--embedding_size", "16", "--word_vector_size", "16"]
+
+
+def test_a_generator_checkpoint_resumed_as_the_alignment_model_is_refused(shapes_root,
+                                                                         tmp_path, capsys):
+    assert _train(shapes_root, tmp_path / "a", "--max_iters", "1") == 0
+    ckpt = _last(tmp_path / "a")
+    capsys.readouterr()
+    assert _train(shapes_root, tmp_path / "b", "--init_model_from", ckpt, *BRNN) == 2
+    out, err = capsys.readouterr()
+    assert "--init_model_from %s holds a generator model but --model is brnn" % ckpt in err
+    assert "batch done" not in out and not (tmp_path / "b").exists()
+
+
+def test_a_parameter_that_does_not_fit_the_dataset_is_refused_on_resuming(shapes_root,
+                                                                        tmp_path, capsys):
+    # the checkpoint was trained on 390-d features; this dataset has 100-d ones
+    narrow = tmp_path / "narrow"
+    narrow.mkdir()
+    source = os.path.join(shapes_root, "shapes")
+    os.symlink(os.path.join(source, "dataset.json"), narrow / "dataset.json")
+    np.save(narrow / "vgg_feats.npy", np.load(os.path.join(source, "vgg_feats.npy"))[:, :100])
+    assert _train(shapes_root, tmp_path / "a", "--max_iters", "1") == 0
+    ckpt = _last(tmp_path / "a")
+    capsys.readouterr()
+    assert _train(shapes_root, tmp_path / "b", "--dataset", str(narrow),
+                  "--init_model_from", ckpt) == 2
+    out, err = capsys.readouterr()
+    assert "--init_model_from %s: parameter We has shape (390, 32), this dataset needs " \
+           "(100, 32)" % ckpt in err
+    assert "batch done" not in out
+
+
+def test_resuming_the_alignment_model_continues_exactly_as_an_uninterrupted_run(shapes_root,
+                                                                               tmp_path):
+    first, resumed, straight = tmp_path / "first", tmp_path / "resumed", tmp_path / "straight"
+    assert _train(shapes_root, first, "--max_iters", "4", *BRNN) == 0
+    ckpt = _last(first)
+    # the architecture comes from the checkpoint, not from the command line
+    assert _train(shapes_root, resumed, "--max_iters", "8", "--init_model_from", ckpt,
+                  "--model", "brnn", "--embedding_size", "64") == 0
+    assert _train(shapes_root, straight, "--max_iters", "8", *BRNN) == 0
+    a = load_checkpoint(_last(resumed))
+    b = load_checkpoint(_last(straight))
+    assert a["it"] == b["it"] == 7 and a["model"]["Wm"].shape == (390, 16)
+    assert set(a["solver_cache"]) == set(b["solver_cache"])
+    for key in b["model"]:
+        np.testing.assert_array_equal(a["model"][key], b["model"][key])
+    for key in b["solver_cache"]:
+        np.testing.assert_array_equal(a["solver_cache"][key], b["solver_cache"][key])
+    assert a["val_score"] == b["val_score"]
+
+
+# ---- --word_vectors: frozen unless --finetune_word_vectors 1 --------------------------------
+
+def _word2vec_text(shapes_root, path, dim=16):
+    """A small word2vec text file (header line, then "word v1 .. v_dim") with a vector for
+    every token of the demo and for END ('.'); returns {word: float32 vector}."""
+    blob = json.load(open(os.path.join(shapes_root, "shapes", "dataset.json")))
+    words = sorted({w for img in blob["images"] for s in img["sentences"] for w in s["tokens"]})
+    words.append(".")
+    rng = np.random.default_rng(5)
+    lines, vectors = ["%d %d" % (len(words), dim)], {}
+    for w in words:
+        text = ["%.6f" % x for x in rng.normal(size=dim)]
+        lines.append(" ".join([w] + text))
+        vectors[w] = np.array(text, dtype=np.float32)
+    path.write_text("\n".join(lines) + "\n")
+    return vectors
+
+
+def _word_vector_table(checkpoint, vectors):
+    ixtoword = checkpoint["ixtoword"]
+    return np.stack([vectors[ixtoword[ix]] for ix in range(len(ixtoword))])
+
+
+@pytest.mark.parametrize("finetune", [0, 1])
+def test_word_vectors_stay_as_word2vec_gave_them_unless_finetuned(shapes_root, tmp_path,
+                                                                  capsys, finetune):
+    vectors = _word2vec_text(shapes_root, tmp_path / "vectors.txt")
+    assert _train(shapes_root, tmp_path / "cv", "--max_iters", "3", *BRNN,
+                  "--word_vectors", str(tmp_path / "vectors.txt"),
+                  "--finetune_word_vectors", str(finetune)) == 0
+    c = load_checkpoint(_last(tmp_path / "cv"))
+    V = len(c["ixtoword"])
+    assert "word vectors: %d of %d vocabulary words found" % (V, V) in capsys.readouterr().out
+    table = _word_vector_table(c, vectors)
+    solver_state = {k for k in c["solver_cache"] if k.startswith("Ww_")}  # Adam's Ww_m, Ww_v
+    if finetune:
+        assert not np.array_equal(c["model"]["Ww"], table) and solver_state
+    else:
+        np.testing.assert_array_equal(c["model"]["Ww"], table)
+        assert not solver_state

@@ -64,17 +64,18 @@ def align_split(checkpoint, split="test", max_images=-1, beta=None, data_root=No
     from neuraltalk.data.batches import encode_sentences
     from neuraltalk.models.brnn import embed_regions, sentence_vectors
     from neuraltalk.data.dataset import load_dataset
-    from neuraltalk.data.regions import load_regions
+    from neuraltalk.data.regions import regions_of_checkpoint
     params, model = checkpoint["params"], checkpoint["model"]
     if params.get("model") != "brnn":
         raise NeuralTalkError("snippets need an alignment model checkpoint (--model brnn)")
     beta = params.get("beta", 1.0) if beta is None else beta
     dataset = load_dataset(params["dataset"], data_root=data_root or params.get("data_root", "data"))
-    regions = load_regions(params.get("regions") or dataset.folder, len(dataset.images))
+    regions = regions_of_checkpoint(params, dataset)
     wordtoix = checkpoint["wordtoix"]
     images = dataset.split(split)
     if max_images > 0:
         images = images[:max_images]
+    check_several_regions(regions, [img["imgid"] for img in images], split)
     out = []
     for img in images:  # one image at a time: each gets its own small products
         feats, counts = regions.rows([img["imgid"]])
@@ -99,6 +100,23 @@ def align_split(checkpoint, split="test", max_images=-1, beta=None, data_root=No
                                         if w in wordtoix and w != "#START#"]
             out.append(item)
     return dataset, out
+
+
+def check_several_regions(regions, imgids, split):
+    """Refuse to align words to regions when no image has more than one (R = 1): every
+    word would go to the whole image, and the snippets would be the sentences."""
+    if len(imgids) and regions.counts[np.asarray(imgids, dtype=np.int64)].max() > 1:
+        return
+    if regions.whole_image:
+        raise NeuralTalkError(
+            "the alignment model was trained on whole images (R = 1: no regions.h5, each "
+            "image's feature vector its only region), so there are no regions to align words "
+            "to: make regions.h5 (python -m neuraltalk.features DIR --regions multicrop, or "
+            "--regions BOXES.json) and train the alignment model on it")
+    raise NeuralTalkError("%s: no %s image has a region besides the whole image (R = 1), so "
+                          "there are no regions to align words to: give it boxes, or make it "
+                          "with python -m neuraltalk.features DIR --regions multicrop"
+                          % (regions.path, split))
 
 
 def snippet_accuracy(items):

@@ -63,7 +63,7 @@ def check_region_dataset_out(out, params, data_root=None, overwrite=False):
 
 def build(checkpoint, out, beta=None, data_root=None, min_words=2, overwrite=False):
     from neuraltalk.alignment.mrf import align_split
-    from neuraltalk.data.regions import load_regions
+    from neuraltalk.data.regions import regions_of_checkpoint
     check_region_dataset_out(out, checkpoint["params"], data_root, overwrite)
     regions_of = {}
     for split in ("train", "val", "test"):
@@ -73,7 +73,7 @@ def build(checkpoint, out, beta=None, data_root=None, min_words=2, overwrite=Fal
                 if region > 0 and len(text.split()) >= min_words:
                     regions_of.setdefault((item["imgid"], region), []).append(text.split())
     params = checkpoint["params"]
-    regions = load_regions(params.get("regions") or dataset.folder, len(dataset.images))
+    regions = regions_of_checkpoint(params, dataset)
     keys = sorted(regions_of)
     if not keys:
         raise NeuralTalkError("the MRF assigned no snippet of %d or more words to any region; "

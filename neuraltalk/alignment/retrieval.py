@@ -15,11 +15,14 @@ def evaluate_checkpoint(checkpoint, checkpoint_path, split="test", max_images=-1
     from neuraltalk.data.batches import SentenceTable
     from neuraltalk.data.dataset import load_dataset
     from neuraltalk.models import module_of
-    from neuraltalk.data.regions import load_regions
+    from neuraltalk.data.regions import regions_of_checkpoint
     params = checkpoint["params"]
     model_kind = module_of(params)
     dataset = load_dataset(params["dataset"], data_root=data_root or params.get("data_root", "data"))
-    regions = load_regions(params.get("regions") or dataset.folder, len(dataset.images))
+    regions = regions_of_checkpoint(params, dataset)
+    if regions.whole_image:
+        print("whole-image alignment (R = 1): each image's feature vector is its only region, "
+              "as in training")
     table = SentenceTable(dataset, checkpoint["wordtoix"], split, regions)
     without = len(dataset.split(split)) - len(table.image_ids)
     if without:  # the table holds only images with sentences

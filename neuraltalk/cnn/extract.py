@@ -12,6 +12,9 @@ When DIR holds a `dataset.json` (Karpathy's format), the features follow its img
 order instead, so `python driver.py --dataset DIR` trains on the user's own photos.
 `--regions BOXES.json` ({"image file": [[x0, y0, x1, y1], ...]}) also writes the
 alignment model's `regions.h5`: the whole image plus a crop of each box.
+`--regions multicrop` needs no boxes: the whole image plus fixed crops of every image
+(at half and at three quarters of its width and height: the four corners and the
+centre), each through the same CNN, so regions.h5 can be made from plain photos.
 `--grid` writes instead the last convolutional map as `regions.h5`, one region per cell
 (boxes = the cells, in the image's pixels), the annotation vectors of Show, Attend and
 Tell (`--generator attention`): VGG-16's conv5_3 (14 x 14 x 512), EfficientNet-Lite0's
@@ -166,17 +169,39 @@ def _is_box(b):
             and 0 <= int(b[0]) < int(b[2]) and 0 <= int(b[1]) < int(b[3]))
 
 
+MULTICROP = "multicrop"
+MULTICROP_SCALES = (0.5, 0.75)  # of the image's width and height
+
+
+def multicrop_boxes(w, h, scales=MULTICROP_SCALES):
+    """--regions multicrop's crops of a w x h image, [x0, y0, x1, y1] in pixels: at each
+    scale the top-left, top-right, bottom-left and bottom-right corners and the centre."""
+    boxes = []
+    for scale in scales:
+        cw, ch = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
+        x_centre, y_centre = (w - cw) // 2, (h - ch) // 2
+        for x0, y0 in ((0, 0), (w - cw, 0), (0, h - ch), (w - cw, h - ch),
+                       (x_centre, y_centre)):
+            boxes.append([x0, y0, x0 + cw, y0 + ch])
+    return boxes
+
+
 def region_features(extractor, paths, boxes_by_name, boxes_file="--regions"):
-    """regions.h5 arrays: the whole image, then a crop of each box, per image."""
+    """regions.h5 arrays: the whole image, then a crop of each box, per image;
+    boxes_by_name None: the crops of --regions multicrop."""
     from neuraltalk.cnn.images import open_rgb
-    max_regions = 1 + max((len(b) for b in boxes_by_name.values()), default=0)
+    if boxes_by_name is None:
+        max_regions = 1 + len(multicrop_boxes(1, 1))
+    else:
+        max_regions = 1 + max((len(b) for b in boxes_by_name.values()), default=0)
     feats = np.zeros((len(paths), max_regions, extractor.width), np.float32)
     boxes = np.zeros((len(paths), max_regions, 4), np.int32)
     counts = np.zeros(len(paths), np.int32)
     for n, path in enumerate(paths):  # one image and its crops per batch
         img = open_rgb(path)
         w, h = img.size
-        own = boxes_by_name.get(os.path.basename(path), [])
+        own = (multicrop_boxes(w, h) if boxes_by_name is None
+               else boxes_by_name.get(os.path.basename(path), []))
         outside = [b for b in own if b[2] > w or b[3] > h]
         if outside:
             raise NeuralTalkError("%s: box %s of %s lies outside the image (%d x %d pixels)"
@@ -197,7 +222,9 @@ def main(argv=None):
     p.add_argument("--weights", default=None,
                    help="weights file (vgg16: the Keras .h5 or an .npz; efficientnet-lite0: "
                         "the package's .pth by default)")
-    p.add_argument("--regions", default=None, help="JSON of boxes per image file name")
+    p.add_argument("--regions", default=None,
+                   help="also write regions.h5: a JSON of boxes per image file name, or "
+                        "'multicrop' for the whole image plus fixed crops of each")
     p.add_argument("--grid", action="store_true",
                    help="also write the last convolutional map as regions.h5 (one region "
                         "per cell), for --generator attention")
@@ -218,8 +245,9 @@ def extract_folder(args):
     tasks = None if os.path.exists(dataset_json) else os.path.join(folder, "tasks.txt")
     names = list_images(folder, dataset_json, tasks)
     paths = [os.path.join(folder, n) for n in names]
+    multicrop = args.regions == MULTICROP
     boxes = (read_boxes(args.regions, {os.path.basename(p) for p in paths})
-             if args.regions else None)
+             if args.regions and not multicrop else None)
     grid = getattr(args, "grid", False)
     if grid and args.regions:
         raise NeuralTalkError("--grid and --regions both write regions.h5: give one of them")
@@ -238,7 +266,7 @@ def extract_folder(args):
     bad = set(bad)
     kept = [n for n, p in zip(names, paths) if p not in bad]
     paths = [p for p in paths if p not in bad]
-    if boxes is not None:
+    if boxes is not None or multicrop:
         r_feats, r_boxes, counts = region_features(extractor, paths, boxes, args.regions)
     if tasks is not None:
         atomic_write_text(tasks, "".join(n + "\n" for n in kept))
@@ -247,7 +275,7 @@ def extract_folder(args):
     atomic_write_text(os.path.join(folder, "features.json"),
                       json.dumps({"cnn": args.cnn, "weights": args.weights}))
     print("wrote %s: %d x %d features from %s" % (path, feats.shape[1], len(feats), args.cnn))
-    if boxes is not None:
+    if boxes is not None or multicrop:
         from neuraltalk.data.regions import save_regions
         save_regions(os.path.join(folder, "regions.h5"), r_feats, r_boxes, counts)
         print("wrote %s: %d regions" % (os.path.join(folder, "regions.h5"), int(counts.sum())))

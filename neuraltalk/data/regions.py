@@ -7,6 +7,10 @@ Layout (`regions.h5`):
 - `counts` int32 (N,): how many regions image n has; region 0 is the whole image and
   rows from counts[n] on are padding.
 Row n belongs to the image with imgid n. Features are read lazily, a batch at a time.
+
+Without regions.h5 the alignment model reads each image's CNN feature vector as its only
+region (R = 1, the paper's full-frame setting; `WholeImageRegions`): the released
+Flickr8k / Flickr30k / COCO archives carry one vector per image and nothing else.
 """
 import os
 
@@ -16,8 +20,12 @@ from neuraltalk.atomic import atomic_write
 from neuraltalk.errors import NeuralTalkError
 
 
+WHOLE_IMAGE = "whole_image"  # the value of --regions (stored in checkpoints) for R = 1
+
+
 class RegionFeatures:
     """Lazy access to regions.h5: `rows(imgids) -> (feats (B, R, D) float32, counts (B,))`."""
+    whole_image = False
 
     def __init__(self, path):
         import h5py
@@ -63,13 +71,57 @@ def load_regions(folder_or_path, n_images=None):
         path = os.path.join(path, "regions.h5")
     if not os.path.exists(path):
         raise NeuralTalkError(
-            "region features %s do not exist: the alignment model needs them (the demo "
-            "dataset has them; python -m neuraltalk.features DIR --regions ... makes them)" % path)
+            "region features %s do not exist: make them with python -m neuraltalk.features "
+            "DIR --regions multicrop (or --regions BOXES.json); the demo dataset has them"
+            % path)
     regions = RegionFeatures(path)
     if n_images is not None and len(regions) != n_images:
         raise NeuralTalkError("%s has regions of %d images but the dataset has %d"
                               % (path, len(regions), n_images))
     return regions
+
+
+class WholeImageRegions:
+    """The RegionFeatures interface over a dataset's own feature rows: every image has one
+    region, the whole image (R = 1). `boxes` is None: the image sizes are never read."""
+    whole_image = True
+
+    def __init__(self, features):
+        self.path = features.path  # the feature file, named in errors
+        self._features = features
+        self.boxes = None
+        self.counts = np.ones(len(features), np.int64)
+        self.width = int(features.shape[1])
+        self.max_regions = 1
+
+    def __len__(self):
+        return len(self.counts)
+
+    def rows(self, imgids):
+        imgids = np.asarray(imgids, dtype=np.int64)
+        return self._features[imgids][:, None, :], self.counts[imgids]
+
+
+def regions_for_training(dataset, regions_flag=""):
+    """The regions the alignment model trains on: the --regions file if given, else
+    regions.h5 in the dataset folder, else (with one line saying so) each image's feature
+    vector as its only region. Returns (regions, the --regions value that reads them again:
+    WHOLE_IMAGE for R = 1), so evaluation reads what training read."""
+    if regions_flag == WHOLE_IMAGE:
+        return WholeImageRegions(dataset.features), WHOLE_IMAGE
+    if regions_flag or os.path.exists(os.path.join(dataset.folder, "regions.h5")):
+        return load_regions(regions_flag or dataset.folder, len(dataset.images)), regions_flag
+    print("no region features (%s): the alignment model aligns whole images, each image's "
+          "feature vector its only region (R = 1)" % os.path.join(dataset.folder, "regions.h5"))
+    return WholeImageRegions(dataset.features), WHOLE_IMAGE
+
+
+def regions_of_checkpoint(params, dataset):
+    """The regions an alignment checkpoint was trained on, for `dataset`: R = 1 from the
+    feature rows if it read whole images, else its --regions file or regions.h5."""
+    if params.get("regions") == WHOLE_IMAGE:
+        return WholeImageRegions(dataset.features)
+    return load_regions(params.get("regions") or dataset.folder, len(dataset.images))
 
 
 def save_regions(path, feats, boxes, counts):

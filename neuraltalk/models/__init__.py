@@ -10,6 +10,8 @@ Caption generators (`--model generator --generator NAME`) and alignment models
     DEFAULTS        defaults of shared flags for this model, e.g. {"solver": "adam"}
     REGULARIZED     the weight matrices under L2 (regc/2 * sum W^2 / batch size)
     NEEDS_REGIONS   True if its batches carry regions (B, R, D), not only feats (B, D)
+    PRESETS         (optional) {name: {flag: value}}: `--preset name` makes these the
+                    defaults (flags given on the command line still win)
     add_arguments(group)            its own flags and their defaults (argparse group)
     check_params(params)            NeuralTalkError for flags that cannot make this model
     init(params, feature_width, vocab_size, rng, dtype) -> model dict of arrays
@@ -59,6 +61,37 @@ def module_of(params):
 
 def all_modules():
     return list(GENERATORS.values()) + list(ALIGNMENT_MODELS.values())
+
+
+def presets():
+    """{preset name: [(model label, module)]} of every module's PRESETS."""
+    found = {}
+    for label, m in [("--generator " + n, m) for n, m in sorted(GENERATORS.items())] + \
+            [("--model " + n, m) for n, m in sorted(ALIGNMENT_MODELS.items())]:
+        for name in getattr(m, "PRESETS", {}):
+            found.setdefault(name, []).append((label, m))
+    return found
+
+
+def preset_values(params):
+    """The flag values `--preset` gives the model `params` describe ({} without --preset);
+    NeuralTalkError if that model has no such preset."""
+    name = params.get("preset")
+    if not name:
+        return {}
+    module = module_of(params)
+    table = getattr(module, "PRESETS", {})
+    if name not in table:
+        owners = ", ".join(label for label, _ in presets().get(name, []))
+        raise NeuralTalkError("--preset %s is not a preset of %s (it is one of %s)"
+                              % (name, module_label(params), owners or "no model"))
+    return dict(table[name])
+
+
+def module_label(params):
+    if is_generator(params):
+        return "--model generator --generator %s" % params.get("generator", "lstm")
+    return "--model %s" % params["model"]
 
 
 def architecture_flags(params):

@@ -38,6 +38,9 @@ ARCHITECTURE = ("embedding_size", "word_vector_size", "score", "word_count_thres
 DEFAULTS = {"solver": "adam"}  # rmsprop's first steps blow up the unbounded scores
 REGULARIZED = ("Wm", "We", "Wf", "Wb", "Wd")
 NEEDS_REGIONS = True
+# the paper's sizes (Section 4): h = 1000 for Flickr8k/30k, 300-d word2vec vectors kept fixed
+PRESETS = {"paper": {"embedding_size": 1000, "word_vector_size": 300,
+                     "finetune_word_vectors": 0}}
 
 
 def add_arguments(group):
@@ -56,7 +59,9 @@ def add_arguments(group):
     group.add_argument("--beta", type=float, default=1.0,
                        help="MRF smoothness: larger beta, longer snippets")
     group.add_argument("--regions", default="",
-                       help="region features file (default: regions.h5 in the dataset folder)")
+                       help="region features file (default: regions.h5 in the dataset folder; "
+                            "without one, or with 'whole_image': each image's feature vector "
+                            "is its only region, R = 1)")
 
 
 def check_params(params):
@@ -272,11 +277,12 @@ def score_matrix(model, params, region_feats, counts, words, lengths, chunk_word
 def make_task(params, dataset, rng, vocab=None):
     """The training Task of the alignment model (see neuraltalk/models/task.py)."""
     from neuraltalk.data.batches import SentenceTable
-    from neuraltalk.data.regions import load_regions
+    from neuraltalk.data.regions import regions_for_training
     from neuraltalk.models.task import Task
     from neuraltalk.data.vocab import build_vocab
 
-    regions = load_regions(params.get("regions") or dataset.folder, len(dataset.images))
+    # stored with the checkpoint: evaluation, the MRF and region captions read the same
+    regions, params["regions"] = regions_for_training(dataset, params.get("regions", ""))
     if vocab is None:
         token_lists = [s["tokens"] for img in dataset.split("train") for s in img["sentences"]]
         wordtoix, ixtoword, _ = build_vocab(token_lists, params["word_count_threshold"])
@@ -319,10 +325,11 @@ def make_task(params, dataset, rng, vocab=None):
                                       % (regions.path, chunk[~finite][0]))
 
     update_keys = sorted(k for k in model if k != "Ww" or params.get("finetune_word_vectors"))
+    # whole images: the regions are the feature rows, which the loop checks itself
     return Task(model=model, wordtoix=wordtoix, ixtoword=ixtoword, sample_batch=sample_batch,
                 cost=lambda model, batch, rng: loss(model, batch, params),
                 validate=validate, update_keys=update_keys, epoch_size=len(train),
-                check_features=check_features)
+                check_features=None if regions.whole_image else check_features)
 
 
 def retrieval_table(model, params, table, max_images=-1):

@@ -96,7 +96,9 @@ def check_checkpoint(checkpoint, path):
             refuse("holds a %s under %r, not a dict" % (type(checkpoint[key]).__name__, key))
     for where in ("model", "solver_cache"):
         for key, value in checkpoint.get(where, {}).items():
-            if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiu":
+            # a NumPy scalar too: Adam's step count t is one
+            if (not isinstance(value, (np.ndarray, np.number))
+                    or np.asarray(value).dtype.kind not in "fiu"):
                 refuse("holds a %s under %s[%r], not an array of numbers"
                        % (type(value).__name__, where, key))
     perplexity = checkpoint.get("perplexity")
