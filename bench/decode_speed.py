@@ -1,9 +1,9 @@
-"""Caption decoding speed: images per second of greedy and beam-7 search on LSTM config A
-of the training benchmark (D=4096, E=H=256, V=2538), random weights, 1,000 images, in
+"""Caption decoding speed: images per second of greedy and beam-7 search on config A
+of the training benchmark, for the LSTM, the m-RNN (multimodal layer 512) and LRCN-2f (D=4096, E=H=256, V=2538), random weights, 1,000 images, in
 the worst case where no caption ends before the 20-step limit (trained models end most
 captions after about a dozen words, and a finished beam costs nothing more).
 
-Usage: python bench/decode_speed.py [--images N] [--repeats R]
+Usage: python bench/decode_speed.py [--images N] [--repeats R] [--generators lstm,mrnn,lrcn]
 """
 import argparse
 import os
@@ -22,15 +22,23 @@ def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--images", type=int, default=1000)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--generators", default="lstm,mrnn,lrcn",
+                   help="comma-separated (default lstm,mrnn,lrcn; lrcn is LRCN-2f)")
     args = p.parse_args()
+    for generator in args.generators.split(","):
+        run(generator, args)
+
+
+def run(generator, args):
     rng = np.random.default_rng(0)
     D, E, H, V = 4096, 256, 256, 2538
-    params = {"generator": "lstm", "image_encoding_size": E, "word_encoding_size": E,
-              "hidden_size": H, "tanhC_version": 0}
+    params = {"generator": generator, "image_encoding_size": E, "word_encoding_size": E,
+              "hidden_size": H, "tanhC_version": 0, "rnn_relu_encoders": 0, "rnn_feed_once": 0,
+              "mrnn_embedding_size": 128, "mrnn_multimodal_size": 512, "lrcn_variant": "2f"}
     bias = np.r_[-20.0, np.log(rng.dirichlet(np.ones(V - 1)) + 1e-9)]  # END never likely
     model = captioning.init_model(params, D, V, bias, rng)
     feats = np.maximum(rng.normal(size=(args.images, D)), 0).astype(np.float32)
-    print("LSTM D=%d E=H=%d V=%d, %d images, float32" % (D, E, V, args.images))
+    print("%s D=%d E=H=%d V=%d, %d images, float32" % (generator, D, E, V, args.images))
     for beam_size in (1, 7):
         times, lengths = [], []
         for _ in range(args.repeats):
