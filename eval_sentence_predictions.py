@@ -27,14 +27,13 @@ def main(argv=None):
                         "median rank) instead of captioning; writes retrieval.json")
     args = p.parse_args(argv)
     cli.check_beam_size(p, args)
+    from neuraltalk.train.runs import checkpoint_file
     if args.retrieval:
         from neuraltalk.captions.retrieval import evaluate_retrieval
-        from neuraltalk.train.runs import checkpoint_file
         return cli.run_reporting_errors(lambda: evaluate_retrieval(
             checkpoint_file(args.checkpoint_path), args.split, args.max_images, args.out,
             args.data_root))
     from neuraltalk.captions.evaluate import evaluate_checkpoint
-    from neuraltalk.train.runs import checkpoint_file
     return cli.run_reporting_errors(lambda: evaluate_checkpoint(
         checkpoint_file(args.checkpoint_path), args.split, args.max_images, args.beam_size,
         args.out, args.data_root, with_meteor=not args.no_meteor))

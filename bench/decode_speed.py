@@ -1,5 +1,6 @@
 """Caption decoding speed: images per second of greedy and beam-7 search on config A
-of the training benchmark, for the LSTM, the m-RNN (multimodal layer 512) and LRCN-2f (D=4096, E=H=256, V=2538), random weights, 1,000 images, in
+of the training benchmark (D=4096, E=H=256, V=2538) for the LSTM, the m-RNN (multimodal
+layer 512) and LRCN-2f, random weights, 1,000 images, in
 the worst case where no caption ends before the 20-step limit (trained models end most
 captions after about a dozen words, and a finished beam costs nothing more).
 

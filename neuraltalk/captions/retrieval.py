@@ -93,7 +93,8 @@ def evaluate_retrieval(checkpoint_path, split="test", max_images=-1, out=None, d
         return retrieval.evaluate_checkpoint(checkpoint, checkpoint_path, split, max_images,
                                              out, data_root)
     model = checkpoint["model"]
-    dataset = load_dataset(params["dataset"], data_root=data_root or params.get("data_root", "data"),
+    dataset = load_dataset(params["dataset"],
+                           data_root=data_root or params.get("data_root", "data"),
                            features_path=params.get("features") or None)
     captioning.check_feature_width(model, dataset.feature_width, dataset.folder)
     table = SentenceTable(dataset, checkpoint["wordtoix"], split)
