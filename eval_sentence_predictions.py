@@ -3,7 +3,8 @@ or `python eval_sentence_predictions.py cv/` for the best checkpoint of the run 
 
 Caption generators: BLEU-1..4, METEOR, ROUGE-L, CIDEr-D, perplexity; writes
 result_struct.json and result.html. Alignment models (--model brnn): image-sentence
-retrieval R@1/5/10 and median rank; writes retrieval.json.
+retrieval R@1/5/10 and median rank; writes retrieval.json. With --retrieval, a caption
+generator does the same retrieval, ranking by each sentence's likelihood given the image.
 """
 import argparse
 import os
@@ -22,13 +23,17 @@ def main(argv=None):
     cli.add_out(p)
     cli.add_data_root(p)
     p.add_argument("--no_meteor", action="store_true", help="skip METEOR (it needs Java)")
+    p.add_argument("--retrieval", action="store_true",
+                   help="caption generators: image-sentence retrieval by likelihood (R@1/5/10, "
+                        "median rank) instead of captioning; writes retrieval.json")
     args = p.parse_args(argv)
     cli.check_beam_size(p, args)
     return cli.run_reporting_errors(evaluate, args)
 
 
 def evaluate(args):
-    """A caption generator is scored by its captions, an alignment model by retrieval."""
+    """A caption generator is scored by its captions (or, with --retrieval, by retrieval
+    by likelihood), an alignment model by retrieval."""
     from neuraltalk.alignment import retrieval
     from neuraltalk.captions import evaluate
     from neuraltalk.data.dataset import check_max_images
@@ -38,6 +43,9 @@ def evaluate(args):
     check_max_images(args.max_images)
     path = checkpoint_file(args.checkpoint_path)
     checkpoint = load_checkpoint(path)
+    if is_generator(checkpoint["params"]) and args.retrieval:
+        from neuraltalk.captions.retrieval import evaluate_retrieval
+        return evaluate_retrieval(path, args.split, args.max_images, args.out, args.data_root)
     if is_generator(checkpoint["params"]):
         return evaluate.evaluate_checkpoint(path, args.split, args.max_images, args.beam_size,
                                             args.out, args.data_root,

@@ -1,13 +1,15 @@
-"""Caption decoding speed: images per second of greedy and beam-7 search on LSTM config A
-of the training benchmark (D=4096, E=H=256, V=2538), random weights, 1,000 images, in
+"""Caption decoding speed: images per second of greedy and beam-7 search on config A
+of the training benchmark (D=4096, E=H=256, V=2538) for the LSTM, the m-RNN (multimodal
+layer 512) and LRCN-2f, random weights, 1,000 images, in
 the worst case where no caption ends before the 20-step limit (trained models end most
 captions after about a dozen words, and a finished beam costs nothing more).
 
-With --generator attention: the attention generator at the same E = H = A = 256, V = 2538
-on R regions of D = 512 (--regions 20: boxes; 196: VGG-16's conv5_3 grid), decoded 64
-images at a time (each beam carries its copy of the regions).
+With attention among the generators: the attention generator at the same E = H = A = 256,
+V = 2538 on R regions of D = 512 (--regions 20: boxes; 196: VGG-16's conv5_3 grid),
+decoded 64 images at a time (each beam carries its copy of the regions).
 
-Usage: python bench/decode_speed.py [--images N] [--repeats R] [--generator attention --regions R]
+Usage: python bench/decode_speed.py [--images N] [--repeats R] [--generators lstm,mrnn,lrcn,attention]
+       [--regions R]
 """
 import argparse
 import os
@@ -26,25 +28,34 @@ def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--images", type=int, default=1000)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--generator", default="lstm", choices=("lstm", "attention"))
+    p.add_argument("--generators", default="lstm,mrnn,lrcn",
+                   help="comma-separated: lstm, rnn, mrnn, lrcn (LRCN-2f), attention "
+                        "(default lstm,mrnn,lrcn)")
     p.add_argument("--regions", type=int, default=20, help="attention: regions per image")
     args = p.parse_args()
+    for generator in args.generators.split(","):
+        run(generator, args)
+
+
+def run(generator, args):
     rng = np.random.default_rng(0)
-    D, E, H, V = (4096 if args.generator == "lstm" else 512), 256, 256, 2538
-    params = {"generator": args.generator, "image_encoding_size": E, "word_encoding_size": E,
-              "hidden_size": H, "tanhC_version": 0, "attention_size": H, "att_gate": 1}
+    D, E, H, V = (512 if generator == "attention" else 4096), 256, 256, 2538
+    params = {"generator": generator, "image_encoding_size": E, "word_encoding_size": E,
+              "hidden_size": H, "tanhC_version": 0, "rnn_relu_encoders": 0, "rnn_feed_once": 0,
+              "mrnn_embedding_size": 128, "mrnn_multimodal_size": 512, "lrcn_variant": "2f",
+              "attention_size": H, "att_gate": 1}
     bias = np.r_[-20.0, np.log(rng.dirichlet(np.ones(V - 1)) + 1e-9)]  # END never likely
     model = captioning.init_model(params, D, V, bias, rng)
     feats = np.maximum(rng.normal(size=(args.images, D)), 0).astype(np.float32)
     regions, batch_size = None, 256
-    if args.generator == "attention":
+    if generator == "attention":
         R = args.regions
         all_regions = np.maximum(rng.normal(size=(args.images, R, D)), 0).astype(np.float32)
         regions, batch_size = (lambda idx: (all_regions[idx], np.full(len(idx), R))), 64
         print("attention D=%d R=%d E=H=A=%d V=%d, %d images, float32"
               % (D, R, E, V, args.images))
     else:
-        print("LSTM D=%d E=H=%d V=%d, %d images, float32" % (D, E, V, args.images))
+        print("%s D=%d E=H=%d V=%d, %d images, float32" % (generator, D, E, V, args.images))
     for beam_size in (1, 7):
         times, lengths = [], []
         for _ in range(args.repeats):

@@ -2,12 +2,13 @@
 (forward, backward, solver update), float32, batch 100, mean sentence length 11.5 words.
 
 Configurations: A) D=4096, E=H=256, V=2538 (Flickr8k defaults); B) D=4096, E=H=512,
-V=10000 (COCO size); both generators. Between the timed steps the benchmark times a
+V=10000 (COCO size); every generator (m-RNN with its 128-d first embedding and 512-d
+multimodal layer, LRCN as its factored 2f variant). Between the timed steps the benchmark times a
 float32 square matrix product (sgemm), so the machine's matrix-multiply rate is measured
 under the same load as the steps; it prints the fraction of that rate the training step
 reaches, counting the multiply-adds the step needs (2 FLOPs each; see step_macs).
 All figures are medians. On a shared machine they are noisy: rerun on a quiet one.
-Usage: python bench/train_speed.py [--repeats N] [--configs A,B] [--generators lstm,rnn]
+Usage: python bench/train_speed.py [--repeats N] [--configs A,B] [--generators lstm,rnn,mrnn,lrcn]
 """
 import argparse
 import os
@@ -31,6 +32,7 @@ ATTENTION_CONFIGS = {"A20": dict(D=512, R=20, E=256, H=256, V=2538),
                      "B20": dict(D=512, R=20, E=512, H=512, V=10000),
                      "B196": dict(D=512, R=196, E=512, H=512, V=10000)}
 BATCH = 100
+MRNN_E1, MRNN_M = 128, 512  # the m-RNN's first embedding and multimodal layer (its defaults)
 
 
 def sentence_lengths(rng, n):
@@ -69,10 +71,19 @@ def step_macs(generator, batch, D, E, H, V):
         image = 2 * B * D * E  # x_img = f We, dWe
         inputs = 3 * (B + N) * E * 4 * H  # [x_t] WLSTM, its dW, dX; image step included
         recurrent = 3 * N * H * 4 * H  # h_{t-1} WLSTM, dh, dW over the N steps with a past
-    else:
+    elif generator == "rnn":
         image = 2 * B * D * H
         inputs = 3 * N * E * H  # Ws[.] Wxh, dWxh, dXs
         recurrent = 3 * (N - B) * H * H  # steps 1..n only: h_{-1} = 0
+    elif generator == "mrnn":  # decoder from the multimodal layer (M wide)
+        decoder = 3 * N * MRNN_M * V
+        image = 2 * B * D * MRNN_M  # I We once per sentence, dWe
+        inputs = 3 * N * MRNN_E1 * E + 3 * N * (E + H) * MRNN_M  # w(t); w Vw + r Vr
+        recurrent = 3 * (N - B) * H * H
+    else:  # lrcn, 2f: bottom LSTM on words, top on [bottom h, x_img]
+        image = 2 * B * D * E + 3 * B * E * 4 * H  # x_img, and its top projection per sentence
+        inputs = 3 * N * E * 4 * H + 3 * N * H * 4 * H
+        recurrent = 2 * 3 * (N - B) * H * 4 * H  # two LSTMs, h_{-1} = 0
     return decoder + image + inputs + recurrent
 
 
@@ -95,6 +106,7 @@ def _measure(generator, cfg, R, repeats, sgemm_n):
               else cfg["H"], "word_encoding_size": cfg["E"], "hidden_size": cfg["H"],
               "tanhC_version": 0, "rnn_relu_encoders": 0, "rnn_feed_once": 0,
               "attention_size": cfg["H"], "att_gate": 1, "att_lambda": 1.0,
+              "mrnn_embedding_size": MRNN_E1, "mrnn_multimodal_size": MRNN_M, "lrcn_variant": "2f",
               "drop_prob_encoder": 0.5, "drop_prob_decoder": 0.5, "regc": 1e-8,
               "solver": "rmsprop", "learning_rate": 1e-3, "decay_rate": 0.999,
               "smooth_eps": 1e-8, "grad_clip": 5}
@@ -123,8 +135,9 @@ def main():
     p.add_argument("--repeats", type=int, default=15, help="timed steps per row (default 15)")
     p.add_argument("--configs", default="A,B", help="comma-separated: A, B (default both); "
                    "for attention A20, A196, B20, B196 (default all four)")
-    p.add_argument("--generators", default="lstm,rnn",
-                   help="comma-separated: lstm, rnn, attention (default lstm,rnn)")
+    p.add_argument("--generators", default="lstm,rnn,mrnn,lrcn",
+                   help="comma-separated: lstm, rnn, mrnn, lrcn (LRCN-2f), attention "
+                        "(default lstm,rnn,mrnn,lrcn)")
     args = p.parse_args()
     print("batch %d, float32, rmsprop, dropout 0.5; medians of %d steps; sgemm 1536^3 timed "
           "between the steps" % (BATCH, args.repeats))

@@ -4,9 +4,8 @@ for an alignment checkpoint (R@1, R@5, R@10 and median rank both ways, retrieval
 The scores come from the model's own `score_matrix` (models/brnn.py, the same score the
 training cost uses), the ranks and recalls from metrics/retrieval.py.
 """
-import json
-import os
 import time
+
 
 def evaluate_checkpoint(checkpoint, checkpoint_path, split="test", max_images=-1, out=None,
                         data_root=None):
@@ -31,15 +30,5 @@ def evaluate_checkpoint(checkpoint, checkpoint_path, split="test", max_images=-1
     t0 = time.time()
     result = model_kind.retrieval_table(checkpoint["model"], params, table, max_images)
     n = len(table.image_ids) if max_images < 0 else min(max_images, len(table.image_ids))
-    print("retrieval on %d images of the %s split (%.1fs)" % (n, split, time.time() - t0))
-    print("%-18s %6s %6s %6s %6s" % ("", "R@1", "R@5", "R@10", "medr"))
-    for d, name in (("i2t", "image annotation"), ("t2i", "image search")):
-        r = result[d]
-        print("%-18s %6.3f %6.3f %6.3f %6g" % (name, r["R@1"], r["R@5"], r["R@10"], r["medr"]))
-    out = out or os.path.dirname(os.path.abspath(checkpoint_path))
-    path = os.path.join(out, "retrieval.json")
-    from neuraltalk.atomic import atomic_write_text
-    atomic_write_text(path, json.dumps(result, indent=1))
-    print("wrote %s" % path)
-    return result
-
+    from neuraltalk.captions.retrieval import report
+    return report(result, n, split, time.time() - t0, out, checkpoint_path)

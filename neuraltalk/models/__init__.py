@@ -29,9 +29,9 @@ and share the image encoder, word vectors, decoder, cost and validation of
 and `score_matrix` (retrieval). Adding a model is one module here plus its line below.
 """
 from neuraltalk.errors import NeuralTalkError
-from neuraltalk.models import attention, brnn, lstm, rnn
+from neuraltalk.models import attention, brnn, lrcn, lstm, mrnn, rnn
 
-GENERATORS = {m.NAME: m for m in (lstm, rnn, attention)}
+GENERATORS = {m.NAME: m for m in (lstm, rnn, mrnn, lrcn, attention)}
 ALIGNMENT_MODELS = {m.NAME: m for m in (brnn,)}
 
 
