@@ -2,7 +2,8 @@
 
 The flags are NeuralTalk's, with their names and defaults, plus --model, --seed,
 --max_iters, --data_root, --fold_restval, --features, --keep_all_checkpoints and Adam's
-betas. Exit status: 0 after a run (best and `_last` checkpoints written), 1 when training
+betas. `--scst 1 --init_model_from CKPT` fine-tunes a trained generator on CIDEr-D
+(self-critical sequence training, neuraltalk/train/scst.py). Exit status: 0 after a run (best and `_last` checkpoints written), 1 when training
 went wrong (the cost exploded, NaN parameters, --min_ppl_or_abort), 2 for a bad flag or
 input, 130 after Ctrl-C and 143 (128 + SIGTERM) after SIGTERM, both having written an
 `_interrupted` checkpoint.
@@ -13,7 +14,9 @@ import os
 import sys
 
 from neuraltalk import cli, models
+from neuraltalk.errors import NeuralTalkError
 from neuraltalk.models import captioning
+from neuraltalk.train import scst
 
 
 def build_parser():
@@ -87,6 +90,7 @@ def build_parser():
         m.add_arguments(p.add_argument_group("%s generator (--generator %s)" % (name, name)))
     for name, m in sorted(models.ALIGNMENT_MODELS.items()):
         m.add_arguments(p.add_argument_group("alignment model (--model %s)" % name))
+    scst.add_arguments(p)
     return p
 
 
@@ -121,6 +125,10 @@ def check_flags(parser, params):
             if params[name] != -1:
                 parser.error("--%s is about a caption generator's validation perplexity; "
                              "--model %s validates by retrieval recall" % (name, params["model"]))
+    try:
+        scst.check_params(params)
+    except NeuralTalkError as e:
+        parser.error(str(e))
     fappend = params["fappend"]
     if not fappend or any(sep and sep in fappend for sep in ("/", os.sep, os.altsep)):
         parser.error("--fappend goes into checkpoint file names: give a name without a path "
