@@ -58,14 +58,16 @@ def build_parser():
                    choices=["vanilla", "rmsprop", "adagrad", "adadelta", "adam"],
                    help="update rule (default: the model's own, "
                    + ", ".join("%s %s" % (m.NAME, m.DEFAULTS["solver"]) for m in models.all_modules())
-                   + ")")
+                   + "; with --scst 1, %s)" % scst.DEFAULTS["solver"])
     p.add_argument("--momentum", type=float, default=0.0, help="momentum for vanilla SGD")
     p.add_argument("--decay_rate", type=float, default=0.999, help="rmsprop/adadelta decay")
     p.add_argument("--smooth_eps", type=float, default=1e-8,
                    help="epsilon of rmsprop/adagrad/adadelta/adam")
     p.add_argument("--adam_beta1", type=float, default=0.9, help="Adam's first-moment decay")
     p.add_argument("--adam_beta2", type=float, default=0.999, help="Adam's second-moment decay")
-    p.add_argument("-l", "--learning_rate", type=float, default=1e-3, help="learning rate")
+    p.add_argument("-l", "--learning_rate", type=float, default=None,
+                   help="learning rate (default: 1e-3; with --scst 1, %g)"
+                   % scst.DEFAULTS["learning_rate"])
     p.add_argument("-b", "--batch_size", type=int, default=100, help="batch size")
     p.add_argument("--grad_clip", type=float, default=5,
                    help="clip each gradient element to [-grad_clip, grad_clip]")
@@ -96,7 +98,10 @@ def build_parser():
 
 def check_flags(parser, params):
     """Refuse, before anything is read, every flag value that cannot make a meaningful run."""
-    for key, value in models.module_of(params).DEFAULTS.items():
+    defaults = dict(models.module_of(params).DEFAULTS, learning_rate=1e-3)
+    if params.get("scst"):  # fine-tuning: small steps from the first one on
+        defaults.update(scst.DEFAULTS)
+    for key, value in defaults.items():
         if params[key] is None:
             params[key] = value
     for name, value in sorted(params.items()):

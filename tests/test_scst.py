@@ -94,7 +94,7 @@ def test_zero_advantages_leave_the_model_unchanged(generator):
     for k in grads:
         assert not grads[k].any(), k
     before = {k: v.copy() for k, v in model.items()}
-    solvers.update(model, grads, {}, dict(params, solver="rmsprop"))
+    solvers.update(model, grads, {}, dict(params, solver="rmsprop", learning_rate=1e-3))
     for k in model:
         np.testing.assert_array_equal(model[k], before[k])
 

@@ -42,6 +42,10 @@ from neuraltalk.models import captioning
 
 MAX_STEPS = 20  # captions/decoding.py's max_steps: sampled captions are as long as decoded ones
 BASELINES = ("greedy", "mean")
+# A fresh RMSprop cache makes the first steps ~lr/sqrt(1 - decay) = 30 lr long, which wrecks
+# a trained model; Adam's first steps are lr long. Rennie et al. and the public code use
+# Adam at 5e-5.
+DEFAULTS = {"solver": "adam", "learning_rate": 5e-5}
 
 ImageBatch = namedtuple("ImageBatch", [
     "feats",   # (B, D) float32 image features
