@@ -15,6 +15,7 @@ from neuraltalk.metrics.cider_reward import CiderD
 from neuraltalk.models import captioning
 from neuraltalk.train import scst, solvers
 from neuraltalk.train.checkpoint import load_checkpoint
+from neuraltalk.train.runs import best_checkpoint
 from neuraltalk.train.gradcheck import check_gradients
 
 D, H, V = 7, 5, 11
@@ -192,6 +193,16 @@ def test_a_reference_scores_high_and_an_unrelated_caption_zero():
     words = np.array([[1, 2, 3], [4, 5, 0], [4, 5, 0]])
     rewards = scorer.scores(words, [3, 2, 2], [0, 1, 0])
     assert rewards[0] > 1 and rewards[1] > 1 and rewards[2] == 0
+
+
+def test_the_best_scst_checkpoint_of_a_folder_is_the_highest_cider_d(tmp_path):
+    for name in ("model_checkpoint_shapes_h_scst_cider_d2.641.p",
+                 "model_checkpoint_shapes_h_scst_cider_d2.805.p",
+                 "model_checkpoint_shapes_h_scst_cider_d2.743.p",
+                 "model_checkpoint_shapes_h_scst_last.p"):
+        (tmp_path / name).write_bytes(b"")
+    assert os.path.basename(best_checkpoint(str(tmp_path))) == \
+        "model_checkpoint_shapes_h_scst_cider_d2.805.p"
 
 
 def test_the_mean_baseline_is_the_mean_of_the_images_other_samples():

@@ -3,8 +3,8 @@
 driver.py keeps, per run, its best checkpoint
 `model_checkpoint_<dataset>_<host>_<fappend>_<val perplexity>.p` (perplexity %.2f, lower
 is better), or for a model validated by another score `..._<score name><value>.p` (the
-alignment model's `recall_sum`, self-critical training's `cider_d`, higher is better), a `..._last.p` and, after Ctrl-C or
-SIGTERM, a `..._interrupted.p`. eval_sentence_predictions.py and
+alignment model's `recall_sum`, self-critical training's `cider_d`, higher is better), a
+`..._last.p` and, after Ctrl-C or SIGTERM, a `..._interrupted.p`. eval_sentence_predictions.py and
 predict_on_images.py take either a checkpoint file or such a run's folder (`cv/`), whose
 best checkpoint they then use.
 """
