@@ -5,8 +5,8 @@ The flags are NeuralTalk's, with their names and defaults, plus --model, --seed,
 betas. `--scst 1 --init_model_from CKPT` fine-tunes a trained generator on CIDEr-D
 (self-critical sequence training, neuraltalk/train/scst.py). Exit status: 0 after a run
 (best and `_last` checkpoints written), 1 when training went wrong (the cost exploded,
-NaN parameters, --min_ppl_or_abort), 2 for a bad flag or input, 130 after Ctrl-C and 143 (128 + SIGTERM) after SIGTERM, both having written an
-`_interrupted` checkpoint.
+NaN parameters, --min_ppl_or_abort), 2 for a bad flag or input, 130 after Ctrl-C and
+143 (128 + SIGTERM) after SIGTERM, both having written an `_interrupted` checkpoint.
 """
 import argparse
 import math
