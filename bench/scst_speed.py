@@ -6,7 +6,10 @@ Flickr8k configuration: D=4096, E=H=256, V=2538, 6,000 training images with 5 re
 each (random words, Zipf-distributed, Flickr8k's caption lengths), K=5 samples per image,
 batch 100 images (500 sampled captions), float32, Adam. The untrained model's END bias is
 set so that a caption ends after 10 words on average (about 15% run to the 20-word cap),
-as long as Flickr8k's; the other weights are NeuralTalk's initialisation. Medians over
+as long as Flickr8k's; the other weights are NeuralTalk's initialisation. That model's
+greedy caption is END at once (END is every step's likeliest word), so the `greedy` row
+is only its first step here; a trained model's greedy decode runs the sampler's steps on
+1/K of its rows. Medians over
 the timed steps; on a shared machine the figures are noisy: rerun on a quiet one.
 Usage: python bench/scst_speed.py [--repeats N] [--batch B] [--samples K]
 """
@@ -95,6 +98,7 @@ def main():
         t = np.median(times[k])
         print("%-9s %9.1f %6.1f%%" % (k, 1e3 * t, 100 * t / total))
     print("%-9s %9.1f" % ("step", 1e3 * total))
+    print("(greedy: the untrained model's greedy caption is END at once; see the docstring)")
     print("%.1f images/s, %.0f sampled captions/s (mean sampled length %.1f words); rewards: "
           "%.0f captions/s" % (args.batch / total, args.batch * args.samples / total,
                                np.mean(lengths), args.batch * (args.samples + 1)
