@@ -2,10 +2,11 @@
 
 The flags are NeuralTalk's, with their names and defaults, plus --model, --preset, --seed,
 --max_iters, --data_root, --fold_restval, --features, --keep_all_checkpoints and Adam's
-betas. Exit status: 0 after a run (best and `_last` checkpoints written), 1 when training
-went wrong (the cost exploded, NaN parameters, --min_ppl_or_abort), 2 for a bad flag or
-input, 130 after Ctrl-C and 143 (128 + SIGTERM) after SIGTERM, both having written an
-`_interrupted` checkpoint.
+betas. `--scst 1 --init_model_from CKPT` fine-tunes a trained generator on CIDEr-D
+(self-critical sequence training, neuraltalk/train/scst.py). Exit status: 0 after a run
+(best and `_last` checkpoints written), 1 when training went wrong (the cost exploded,
+NaN parameters, --min_ppl_or_abort), 2 for a bad flag or input, 130 after Ctrl-C and
+143 (128 + SIGTERM) after SIGTERM, both having written an `_interrupted` checkpoint.
 """
 import argparse
 import math
@@ -15,6 +16,7 @@ import sys
 from neuraltalk import cli, models
 from neuraltalk.errors import NeuralTalkError
 from neuraltalk.models import captioning
+from neuraltalk.train import scst
 
 
 def build_parser():
@@ -62,14 +64,16 @@ def build_parser():
                    choices=["vanilla", "rmsprop", "adagrad", "adadelta", "adam"],
                    help="update rule (default: the model's own, "
                    + ", ".join("%s %s" % (m.NAME, m.DEFAULTS["solver"]) for m in models.all_modules())
-                   + ")")
+                   + "; with --scst 1, %s)" % scst.DEFAULTS["solver"])
     p.add_argument("--momentum", type=float, default=0.0, help="momentum for vanilla SGD")
     p.add_argument("--decay_rate", type=float, default=0.999, help="rmsprop/adadelta decay")
     p.add_argument("--smooth_eps", type=float, default=1e-8,
                    help="epsilon of rmsprop/adagrad/adadelta/adam")
     p.add_argument("--adam_beta1", type=float, default=0.9, help="Adam's first-moment decay")
     p.add_argument("--adam_beta2", type=float, default=0.999, help="Adam's second-moment decay")
-    p.add_argument("-l", "--learning_rate", type=float, default=1e-3, help="learning rate")
+    p.add_argument("-l", "--learning_rate", type=float, default=None,
+                   help="learning rate (default: 1e-3; with --scst 1, %g)"
+                   % scst.DEFAULTS["learning_rate"])
     p.add_argument("-b", "--batch_size", type=int, default=100, help="batch size")
     p.add_argument("--grad_clip", type=float, default=5,
                    help="clip each gradient element to [-grad_clip, grad_clip]")
@@ -94,12 +98,16 @@ def build_parser():
         m.add_arguments(p.add_argument_group("%s generator (--generator %s)" % (name, name)))
     for name, m in sorted(models.ALIGNMENT_MODELS.items()):
         m.add_arguments(p.add_argument_group("alignment model (--model %s)" % name))
+    scst.add_arguments(p)
     return p
 
 
 def check_flags(parser, params):
     """Refuse, before anything is read, every flag value that cannot make a meaningful run."""
-    for key, value in models.module_of(params).DEFAULTS.items():
+    defaults = dict(models.module_of(params).DEFAULTS, learning_rate=1e-3)
+    if params.get("scst"):  # fine-tuning: small steps from the first one on
+        defaults.update(scst.DEFAULTS)
+    for key, value in defaults.items():
         if params[key] is None:
             params[key] = value
     for name, value in sorted(params.items()):
@@ -128,6 +136,10 @@ def check_flags(parser, params):
             if params[name] != -1:
                 parser.error("--%s is about a caption generator's validation perplexity; "
                              "--model %s validates by retrieval recall" % (name, params["model"]))
+    try:
+        scst.check_params(params)
+    except NeuralTalkError as e:
+        parser.error(str(e))
     fappend = params["fappend"]
     if not fappend or any(sep and sep in fappend for sep in ("/", os.sep, os.altsep)):
         parser.error("--fappend goes into checkpoint file names: give a name without a path "

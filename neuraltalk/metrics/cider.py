@@ -7,7 +7,9 @@ sim_n = sum over the candidate's n-grams g of min(c_g, r_g) * r_g / (|c_n| |r_n|
 (the clipped dot product; 0 when a norm is 0), times exp(-(l_c - l_r)^2 / (2 sigma^2)),
 sigma = 6, where the length l is the sentence's number of bigrams, as the COCO code counts
 it. CIDEr-D = 10 * mean over n and over references of sim_n; the corpus score is the
-mean over images.
+mean over images. SCST's reward passes the document frequencies of the training split
+instead (`document_frequency`); neuraltalk/metrics/cider_reward.py computes the same
+numbers vectorised.
 """
 import math
 from collections import Counter
@@ -40,15 +42,26 @@ def tfidf(counts, document_frequency, log_m):
     return vec, [math.sqrt(x) for x in norm], length
 
 
-def cider_d(references, candidates):
-    """references: id -> list of token lists; candidates: id -> token list. (mean, per id)."""
+def document_frequencies(references):
+    """(df, M): df maps each n-gram (a tuple of tokens) to the number of images among
+    whose references it occurs; M is the number of images. references: id -> token lists."""
+    df = Counter()
+    for refs in references.values():
+        df.update(set(g for r in refs for g in ngrams(r)))
+    return df, len(references)
+
+
+def cider_d(references, candidates, document_frequency=None):
+    """references: id -> list of token lists; candidates: id -> token list. (mean, per id).
+
+    document_frequency: (df, M) of document_frequencies() over another corpus; None: over
+    the references of the candidates' images, as the COCO evaluation does."""
     keys = list(candidates)
     ref_counts = {k: [ngrams(r) for r in references[k]] for k in keys}
-    document_frequency = Counter()
-    for k in keys:
-        for gram in set(g for counts in ref_counts[k] for g in counts):
-            document_frequency[gram] += 1
-    log_m = math.log(float(len(keys))) if keys else 0.0
+    if document_frequency is None:
+        document_frequency = document_frequencies({k: references[k] for k in keys})
+    document_frequency, n_images = document_frequency
+    log_m = math.log(float(n_images)) if n_images else 0.0
     per_image = {}
     for k in keys:
         vec, norm, length = tfidf(ngrams(candidates[k]), document_frequency, log_m)

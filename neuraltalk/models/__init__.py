@@ -19,6 +19,12 @@ Caption generators (`--model generator --generator NAME`) and alignment models
         -> (cost dict with 'total_cost', 'loss_cost', 'reg_cost', grads dict or None)
         rng draws dropout (None: none); masks fixes it (gradient checks).
 
+Caption generators' loss also takes row_weights=None: (N,) weights of the scored words'
+log-likelihoods instead of 1, one per row of neuraltalk.layers.packed.layout(batch.words,
+batch.lengths), in its order (the targets w_1..w_n, END of every sentence); pass them to
+captioning.decoder_loss. Self-critical training (train/scst.py) weights the words of each
+sampled caption by its advantage, and gives 0 to the END of a caption cut at max length.
+
 Caption generators also provide, for decoding (greedy and beam search):
 
     start(model, feats, params) -> state     dict of arrays, axis 0 = the batch

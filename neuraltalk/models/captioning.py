@@ -110,6 +110,48 @@ def step(model, state, prev_words, params):
     return log_softmax(Y), state
 
 
+def sample(model, feats, params, rng=None, n_samples=1, temperature=1.0, max_steps=20):
+    """Captions drawn from the generator, n_samples per image of feats (B, D), batched over
+    images and samples: each word from softmax(y / temperature), or the most probable word
+    with temperature 0 (greedy decoding, what beam search with beam 1 gives). max_steps
+    caps the words drawn, END included, as captions/decoding.py does.
+
+    Returns words (B * n_samples, max_steps) int32, row b * n_samples + k holding sample k
+    of image b, 0 after its last word; lengths (B * n_samples,) int32, the words before END;
+    finished (B * n_samples,) bool, whether END was drawn within max_steps.
+    rng: np.random.Generator (unused when greedy): the same state draws the same captions."""
+    from neuraltalk.models import module_of
+    gen = module_of(params)
+    feats = np.asarray(feats, dtype=model["Wd"].dtype)
+    K = int(n_samples)
+    S = len(feats) * K
+    words = np.zeros((S, max_steps), dtype=np.int32)
+    lengths = np.zeros(S, dtype=np.int32)
+    finished = np.zeros(S, dtype=bool)
+    state = {name: np.repeat(a, K, axis=0) for name, a in gen.start(model, feats, params).items()}
+    live = np.arange(S)  # the rows still drawing words; the state holds only theirs
+    prev = np.zeros(S, dtype=np.int64)  # START
+    for t in range(max_steps):
+        if len(live) == 0:
+            break
+        Y, state = gen.step(model, state, prev, params)
+        if temperature == 0:
+            w = Y.argmax(1)
+        else:  # inverse-CDF sampling: one uniform per row; cumsum in float64 for the tail
+            e = np.exp((Y - Y.max(1, keepdims=True)) / temperature)
+            cdf = np.cumsum(e, axis=1, dtype=np.float64)
+            u = rng.random(len(live)) * cdf[:, -1]
+            w = np.minimum((cdf <= u[:, None]).sum(1), Y.shape[1] - 1)
+        ended = w == 0
+        finished[live[ended]] = True
+        going = ~ended
+        live, prev = live[going], w[going]
+        words[live, t] = prev
+        lengths[live] += 1
+        state = {name: a[going] for name, a in state.items()}
+    return words, lengths, finished
+
+
 def perplexity(model, table, params, batch_size=100, max_images=-1):
     """ppl2 over every sentence of the first max_images images (-1: all) of a SentenceTable,
     without dropout, as NeuralTalk's eval_split."""

@@ -59,7 +59,8 @@ def dropout_masks(params, model, lay, rng):
     return enc, dec
 
 
-def loss(model, batch, params, rng=None, masks=None, compute_grads=True, return_dfeats=False):
+def loss(model, batch, params, rng=None, masks=None, compute_grads=True, return_dfeats=False,
+         row_weights=None):
     """NeuralTalk's cost of a batch (feats (B, D), words (B, T), lengths (B,)) and the
     gradient of every parameter (and of the features, (B, D), with return_dfeats)."""
     lay = layout(batch.words, batch.lengths)
@@ -79,7 +80,7 @@ def loss(model, batch, params, rng=None, masks=None, compute_grads=True, return_
                                     tanhC=params.get("tanhC_version", 0))
     Hdec = dropout_forward(Hall[B:], dec_mask)
     cost, dHdec, grads = captioning.decoder_loss(model, Hdec, lay.targets, B, params,
-                                                 REGULARIZED, compute_grads)
+                                                 REGULARIZED, compute_grads, row_weights)
     if not compute_grads:
         return (cost, None, None) if return_dfeats else (cost, None)
 

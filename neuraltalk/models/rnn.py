@@ -61,7 +61,8 @@ def dropout_masks(params, model, lay, rng):
     return enc, dec
 
 
-def loss(model, batch, params, rng=None, masks=None, compute_grads=True, return_dfeats=False):
+def loss(model, batch, params, rng=None, masks=None, compute_grads=True, return_dfeats=False,
+         row_weights=None):
     """NeuralTalk's cost of a batch and the gradient of every parameter (see lstm.loss)."""
     lay = layout(batch.words, batch.lengths)
     dtype = model["Wd"].dtype
@@ -87,7 +88,7 @@ def loss(model, batch, params, rng=None, masks=None, compute_grads=True, return_
     Hh, rnn_cache = rnn_forward(A, model["Whh"], lay.counts)
     Hdec = dropout_forward(Hh, dec_mask)
     cost, dHdec, grads = captioning.decoder_loss(model, Hdec, lay.targets, B, params,
-                                                 REGULARIZED, compute_grads)
+                                                 REGULARIZED, compute_grads, row_weights)
     if not compute_grads:
         return (cost, None, None) if return_dfeats else (cost, None)
 

@@ -21,4 +21,7 @@ Task = namedtuple("Task", [
     "check_features",  # () -> None: raise NeuralTalkError naming the file and the first
                        # imgid if a feature row the run uses is not finite; None: the
                        # training loop checks the dataset's rows of the train and val images
-], defaults=(None,))
+    "watch_cost",   # True: abort when the smoothed cost passes twice the first batch's;
+                    # False for a surrogate of no fixed sign (SCST's): only a non-finite
+                    # cost aborts
+], defaults=(None, True))

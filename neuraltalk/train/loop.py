@@ -2,7 +2,8 @@
 
 It follows NeuralTalk's driver: sample a batch, take a solver step, print a progress
 line, evaluate on the validation split every `eval_period` epochs, keep the best model
-as `cv/model_checkpoint_<dataset>_<host>_<fappend>_<perplexity>.p`, write a status JSON
+as `cv/model_checkpoint_<dataset>_<host>_<fappend>_<perplexity>.p` (self-critical
+training, train/scst.py: the best validation CIDEr-D, `..._cider_d<value>.p`), write a status JSON
 now and then, and abort when the cost explodes (its moving average past twice the
 first batch's cost, or not finite). Unlike NeuralTalk the checkpoint also
 holds the solver cache, the random state and the iteration, so `--init_model_from`
@@ -210,7 +211,11 @@ def _run(params):
                            features_path=params["features"] or None)
     params["cnn"] = dataset.cnn
     vocab = (checkpoint["wordtoix"], checkpoint["ixtoword"]) if checkpoint else None
-    task = models.make_task(params, dataset, rng, vocab=vocab)
+    if params.get("scst"):
+        from neuraltalk.train import scst
+        task = scst.make_task(params, dataset, rng, vocab=vocab)
+    else:
+        task = models.make_task(params, dataset, rng, vocab=vocab)
     check_vocabulary(task, dataset, params)
     if task.check_features is not None:
         task.check_features()
@@ -232,11 +237,18 @@ def _run(params):
                     % (params["init_model_from"], key, np.shape(saved_model[key]),
                        model[key].shape))
             model[key][...] = saved_model[key]
-        cache = dict(checkpoint.get("solver_cache", {}))
-        if "rng_state" in checkpoint:
-            rng.bit_generator.state = checkpoint["rng_state"]
-        start_it = int(checkpoint.get("it", -1)) + 1
-        print("resuming from %s at iteration %d" % (params["init_model_from"], start_it))
+        if bool(checkpoint["params"].get("scst")) != bool(params.get("scst")):
+            # a new stage (cross-entropy -> SCST or back) starts its own run from the
+            # weights: iteration 0, a fresh solver state, the random state of --seed
+            print("starting %s from the weights of %s" % (
+                "self-critical training" if params.get("scst") else "cross-entropy training",
+                params["init_model_from"]))
+        else:
+            cache = dict(checkpoint.get("solver_cache", {}))
+            if "rng_state" in checkpoint:
+                rng.bit_generator.state = checkpoint["rng_state"]
+            start_it = int(checkpoint.get("it", -1)) + 1
+            print("resuming from %s at iteration %d" % (params["init_model_from"], start_it))
 
     if params["do_grad_check"]:
         return grad_check(task, rng, params)
@@ -304,7 +316,8 @@ def _run(params):
             if total_cost0 is None:
                 total_cost0 = smooth_cost = total_cost
             smooth_cost = 0.9 * smooth_cost + 0.1 * total_cost
-            if not np.isfinite(total_cost) or smooth_cost > 2 * total_cost0:
+            if not np.isfinite(total_cost) or (task.watch_cost and
+                                               smooth_cost > 2 * total_cost0):
                 print("aborting: the cost is exploding (%.4f, smoothed %.4f, it started at "
                       "%.4f). Lower --learning_rate or run --do_grad_check 1."
                       % (total_cost, smooth_cost, total_cost0))
@@ -437,6 +450,10 @@ def progress_line(it, max_iters, dt, smooth_dt, epoch, cost, smooth_ppl2):
                                                 cost.get("reg_cost", 0.0))]
     if cost.get("ppl2") is not None:
         parts[-1] += ", ppl2 = %.2f (smooth %.2f)" % (cost["ppl2"], smooth_ppl2)
+    if cost.get("reward") is not None:  # self-critical training (train/scst.py)
+        parts[-1] += (", reward = %.4f, greedy reward = %.4f, advantage = %+.4f, %.0f samples/s"
+                      % (cost["reward"], cost["greedy_reward"], cost["advantage"],
+                         cost["samples"] / max(dt, 1e-9)))
     parts.append("ETA %s" % format_seconds((max_iters - it - 1) * smooth_dt))
     return " ".join(parts)
 

@@ -3,8 +3,8 @@
 driver.py keeps, per run, its best checkpoint
 `model_checkpoint_<dataset>_<host>_<fappend>_<val perplexity>.p` (perplexity %.2f, lower
 is better), or for a model validated by another score `..._<score name><value>.p` (the
-alignment model's `recall_sum`, higher is better), a `..._last.p` and, after Ctrl-C or
-SIGTERM, a `..._interrupted.p`. eval_sentence_predictions.py and
+alignment model's `recall_sum`, self-critical training's `cider_d`, higher is better), a
+`..._last.p` and, after Ctrl-C or SIGTERM, a `..._interrupted.p`. eval_sentence_predictions.py and
 predict_on_images.py take either a checkpoint file or such a run's folder (`cv/`), whose
 best checkpoint they then use.
 """
@@ -16,9 +16,9 @@ from neuraltalk.errors import NeuralTalkError
 # The score is the last field, so the run's prefix may itself hold underscores and
 # digits (host names, --fappend values). `inf` is what %.2f makes of a diverged run.
 # Checkpoints written before scores had names carry a negated recall sum (negative).
-_BEST = re.compile(r"^model_checkpoint_(?P<run>.+)_(?P<name>recall_sum)?"
+_BEST = re.compile(r"^model_checkpoint_(?P<run>.+)_(?P<name>recall_sum|cider_d)?"
                    r"(?P<ppl>-?(?:[0-9]+(?:\.[0-9]+)?|inf))\.p$")
-HIGHER_IS_BETTER = {"recall_sum"}
+HIGHER_IS_BETTER = {"recall_sum", "cider_d"}
 _OTHER = re.compile(r"^model_checkpoint_(?P<run>.+)_(?:last|interrupted)\.p$")
 
 

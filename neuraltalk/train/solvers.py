@@ -32,7 +32,7 @@ def update(model, grads, cache, params):
     momentum = params.get("momentum", 0.0)
     if solver == "adam":
         t = cache.get("adam_t", np.zeros((), np.float64)) + 1
-        cache["adam_t"] = t
+        cache["adam_t"] = np.asarray(t)  # an array, as checkpoints require
         b1, b2 = params.get("adam_beta1", 0.9), params.get("adam_beta2", 0.999)
     for name, g in grads.items():
         x = model[name]
