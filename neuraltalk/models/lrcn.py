@@ -101,7 +101,8 @@ def dropout_masks(params, model, lay, rng):
     return enc, dec
 
 
-def loss(model, batch, params, rng=None, masks=None, compute_grads=True, return_dfeats=False):
+def loss(model, batch, params, rng=None, masks=None, compute_grads=True, return_dfeats=False,
+         row_weights=None):
     """NeuralTalk's cost of a batch and the gradient of every parameter (see lstm.loss)."""
     lay = layout(batch.words, batch.lengths)
     dtype = model["Wd"].dtype
@@ -130,7 +131,7 @@ def loss(model, batch, params, rng=None, masks=None, compute_grads=True, return_
     Hdec = dropout_forward(sources["below"], dec_mask)
     regularized = [k for k in REGULARIZED if k in model]  # 1u has no WLSTM2
     cost, dHdec, grads = captioning.decoder_loss(model, Hdec, lay.targets, B, params,
-                                                 regularized, compute_grads)
+                                                 regularized, compute_grads, row_weights)
     if not compute_grads:
         return (cost, None, None) if return_dfeats else (cost, None)
 

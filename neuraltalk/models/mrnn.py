@@ -91,7 +91,8 @@ def language_part(model, inputs, counts, word_mask=None):
     return A, (embed_cache, w2_cache, Z, W, R, rnn_cache)
 
 
-def loss(model, batch, params, rng=None, masks=None, compute_grads=True, return_dfeats=False):
+def loss(model, batch, params, rng=None, masks=None, compute_grads=True, return_dfeats=False,
+         row_weights=None):
     """NeuralTalk's cost of a batch and the gradient of every parameter (see lstm.loss)."""
     lay = layout(batch.words, batch.lengths)
     dtype = model["Wd"].dtype
@@ -107,7 +108,7 @@ def loss(model, batch, params, rng=None, masks=None, compute_grads=True, return_
     Mt = _g2(A)  # m(t)
     Mdec = dropout_forward(Mt, dec_mask)
     cost, dMdec, grads = captioning.decoder_loss(model, Mdec, lay.targets, B, params,
-                                                 REGULARIZED, compute_grads)
+                                                 REGULARIZED, compute_grads, row_weights)
     if not compute_grads:
         return (cost, None, None) if return_dfeats else (cost, None)
 

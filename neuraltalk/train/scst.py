@@ -76,6 +76,10 @@ def check_params(params):
     if not models.is_generator(params):
         raise NeuralTalkError("--scst 1 trains caption generators on CIDEr-D; --model %s "
                               "is an alignment model" % params["model"])
+    if models.module_of(params).NEEDS_REGIONS:
+        raise NeuralTalkError("--scst 1 samples captions from whole-image features; the %s "
+                              "generator reads regions, which SCST does not carry yet: "
+                              "fine-tune it with cross-entropy" % params["generator"])
     if params.get("do_grad_check"):
         raise NeuralTalkError("--do_grad_check 1 checks the cross-entropy gradients: run it "
                               "without --scst (tests/test_scst.py checks SCST's)")
