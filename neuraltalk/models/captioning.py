@@ -13,6 +13,7 @@ import numpy as np
 
 from neuraltalk.errors import NeuralTalkError
 from neuraltalk.layers.affine import affine_backward, affine_forward
+from neuraltalk.layers.dropout import dropout_mask
 from neuraltalk.layers.softmax import (log_softmax, softmax_cross_entropy_backward,
                                        softmax_cross_entropy_forward)
 
@@ -49,6 +50,20 @@ def sorted_feats(batch, order, dtype):
     if np.any(order != np.arange(len(order))):
         feats = feats[order]
     return feats.astype(dtype, copy=False)
+
+
+def word_and_image_dropout_masks(params, lay, rng, word_width, image_width, out_width, dtype):
+    """Inverted-dropout masks of a generator that drops its word rows and its image
+    encodings separately, as NeuralTalk's RNN does: (encoder: (words (N, word_width),
+    images (B, image_width)) or None; decoder (N, out_width) or None), drawn in that order."""
+    B, N = len(lay.order), len(lay.inputs)
+    p_enc = params.get("drop_prob_encoder", 0)
+    enc = None
+    if rng is not None and p_enc > 0:
+        enc = (dropout_mask((N, word_width), p_enc, rng, dtype),
+               dropout_mask((B, image_width), p_enc, rng, dtype))
+    dec = dropout_mask((N, out_width), params.get("drop_prob_decoder", 0), rng, dtype)
+    return enc, dec
 
 
 def decoder_loss(model, Hdec, targets, B, params, regularized, compute_grads=True,

@@ -19,7 +19,7 @@ import numpy as np
 
 from neuraltalk.errors import NeuralTalkError
 from neuraltalk.layers.affine import affine_backward, affine_forward
-from neuraltalk.layers.dropout import dropout_backward, dropout_forward, dropout_mask
+from neuraltalk.layers.dropout import dropout_backward, dropout_forward
 from neuraltalk.layers.embedding import embedding_backward, embedding_forward, scatter_rows
 from neuraltalk.layers.lstm import lstm_backward, lstm_forward, lstm_step
 from neuraltalk.layers.packed import layout
@@ -90,15 +90,9 @@ def _blocks(model, name, inputs):
 
 def dropout_masks(params, model, lay, rng):
     """(encoder: (word vectors (N, E), x_img (B, Ei)) or None; decoder (N, H) or None)."""
-    dtype = model["Wd"].dtype
-    B, N = len(lay.order), len(lay.inputs)
-    p_enc = params.get("drop_prob_encoder", 0)
-    enc = None
-    if rng is not None and p_enc > 0:
-        enc = (dropout_mask((N, model["Ws"].shape[1]), p_enc, rng, dtype),
-               dropout_mask((B, model["We"].shape[1]), p_enc, rng, dtype))
-    dec = dropout_mask((N, model["Wd"].shape[0]), params.get("drop_prob_decoder", 0), rng, dtype)
-    return enc, dec
+    return captioning.word_and_image_dropout_masks(
+        params, lay, rng, model["Ws"].shape[1], model["We"].shape[1], model["Wd"].shape[0],
+        model["Wd"].dtype)
 
 
 def loss(model, batch, params, rng=None, masks=None, compute_grads=True, return_dfeats=False,

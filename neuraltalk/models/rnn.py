@@ -10,7 +10,7 @@ import numpy as np
 
 from neuraltalk.errors import NeuralTalkError
 from neuraltalk.layers.affine import affine_backward, affine_forward
-from neuraltalk.layers.dropout import dropout_backward, dropout_forward, dropout_mask
+from neuraltalk.layers.dropout import dropout_backward, dropout_forward
 from neuraltalk.layers.embedding import embedding_backward, embedding_forward, scatter_rows
 from neuraltalk.layers.packed import layout
 from neuraltalk.layers.rnn import rnn_backward, rnn_forward, rnn_step
@@ -50,15 +50,9 @@ def init(params, D, V, rng, dtype=np.float32):
 
 def dropout_masks(params, model, lay, rng):
     """(encoder: (word vectors (N, E), image encodings (B, H)) or None; decoder (N, H))."""
-    dtype = model["Wd"].dtype
-    B, N = len(lay.order), len(lay.inputs)
-    p_enc = params.get("drop_prob_encoder", 0)
-    enc = None
-    if rng is not None and p_enc > 0:
-        enc = (dropout_mask((N, model["Ws"].shape[1]), p_enc, rng, dtype),
-               dropout_mask((B, model["We"].shape[1]), p_enc, rng, dtype))
-    dec = dropout_mask((N, model["Wd"].shape[0]), params.get("drop_prob_decoder", 0), rng, dtype)
-    return enc, dec
+    return captioning.word_and_image_dropout_masks(
+        params, lay, rng, model["Ws"].shape[1], model["We"].shape[1], model["Wd"].shape[0],
+        model["Wd"].dtype)
 
 
 def loss(model, batch, params, rng=None, masks=None, compute_grads=True, return_dfeats=False,
