@@ -254,6 +254,29 @@ def test_multicrop_regions_train_the_alignment_model_and_feed_the_mrf(shapes_roo
     assert len(snippets) == 3 and all(len(i["boxes"]) == 11 for i in snippets)
 
 
+# ---- grid regions: the cells plus the whole image --------------------------------------------
+
+def test_a_grid_gets_the_whole_image_as_region_0_for_the_alignment_model(tmp_path, capsys):
+    from neuraltalk.data.regions import GridWithWholeImage, alignment_regions
+    rng = np.random.default_rng(0)
+    cells = rng.normal(size=(3, 4, 5)).astype(np.float32)  # 3 images, a 2 x 2 grid, 5-d
+    boxes = np.array([[[0, 0, 8, 8], [8, 0, 16, 8], [0, 8, 8, 16], [8, 8, 16, 16]]] * 3)
+    save_regions(str(tmp_path / "regions.h5"), cells, boxes, np.full(3, 4), grid=True)
+    grid = load_regions(str(tmp_path), 3)
+    assert grid.grid and grid.max_regions == 4  # the attention model reads the cells alone
+    regions = alignment_regions(grid)
+    assert isinstance(regions, GridWithWholeImage) and "grid of CNN cells" in capsys.readouterr().out
+    feats, counts = regions.rows([2, 0])
+    assert feats.shape == (2, 5, 5) and counts.tolist() == [5, 5]
+    np.testing.assert_allclose(feats[:, 0], cells[[2, 0]].mean(1), rtol=1e-6)  # the whole image
+    np.testing.assert_array_equal(feats[:, 1:], cells[[2, 0]])
+    assert regions.boxes[0].tolist() == [[0, 0, 16, 16]] + boxes[0].tolist()
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    save_regions(str(plain / "regions.h5"), cells, boxes, np.full(3, 4))
+    assert alignment_regions(load_regions(str(plain), 3)).max_regions == 4  # boxes: unchanged
+
+
 # ---- --preset paper -------------------------------------------------------------------------
 
 def _flags(*argv):

@@ -282,7 +282,7 @@ def extract_folder(args):
     if grid:
         from neuraltalk.data.regions import save_regions
         save_regions(os.path.join(folder, "regions.h5"), g_feats, g_boxes,
-                     np.full(len(g_feats), g_feats.shape[1], np.int32))
+                     np.full(len(g_feats), g_feats.shape[1], np.int32), grid=True)
         print("wrote %s: a grid of %d cells of %d-d features per image"
               % (os.path.join(folder, "regions.h5"), g_feats.shape[1], g_feats.shape[2]))
     return 0

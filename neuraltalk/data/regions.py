@@ -7,6 +7,9 @@ Layout (`regions.h5`):
 - `counts` int32 (N,): how many regions image n has; region 0 is the whole image and
   rows from counts[n] on are padding.
 Row n belongs to the image with imgid n. Features are read lazily, a batch at a time.
+A grid of CNN cells (`python -m neuraltalk.features --grid`, the attention model's
+annotation vectors) is marked by the attribute `grid = 1` and has no whole-image region:
+the alignment model reads it with the whole image prepended (`GridWithWholeImage`).
 
 Without regions.h5 the alignment model reads each image's CNN feature vector as its only
 region (R = 1, the paper's full-frame setting; `WholeImageRegions`): the released
@@ -52,6 +55,7 @@ class RegionFeatures:
             raise NeuralTalkError("%s: every count must be in 1..%d (region 0 is the whole "
                                   "image)" % (path, r))
         self.max_regions = r
+        self.grid = bool(self._file.attrs.get("grid", 0))
 
     def __len__(self):
         return len(self.counts)
@@ -102,6 +106,43 @@ class WholeImageRegions:
         return self._features[imgids][:, None, :], self.counts[imgids]
 
 
+class GridWithWholeImage:
+    """A grid of cells as the alignment model's regions: region 0 is the whole image at the
+    grid's layer (the mean of its cells, i.e. global average pooling, so it has the cells'
+    width), then the cells. Its box is the one that covers every cell."""
+    whole_image = False
+
+    def __init__(self, grid):
+        self.path = grid.path
+        self._grid = grid
+        self.feats = grid.feats  # the file's rows (the cells), for checks of every row
+        self.counts = grid.counts + 1
+        self.width = grid.width
+        self.max_regions = grid.max_regions + 1
+        cells = grid.boxes
+        whole = np.stack([cells[..., 0].min(1), cells[..., 1].min(1), cells[..., 2].max(1),
+                          cells[..., 3].max(1)], axis=1)
+        self.boxes = np.concatenate([whole[:, None], cells], axis=1)
+
+    def __len__(self):
+        return len(self.counts)
+
+    def rows(self, imgids):
+        cells, counts = self._grid.rows(imgids)
+        valid = (np.arange(cells.shape[1])[None, :] < counts[:, None]).astype(np.float32)
+        mean = (cells * valid[..., None]).sum(1) / counts[:, None].astype(np.float32)
+        return np.concatenate([mean[:, None], cells], axis=1), counts + 1
+
+
+def alignment_regions(regions):
+    """What the alignment model reads of a regions file: a grid gets its whole image."""
+    if getattr(regions, "grid", False):
+        print("%s is a grid of CNN cells: the alignment model aligns the cells and the whole "
+              "image (their mean) as region 0" % regions.path)
+        return GridWithWholeImage(regions)
+    return regions
+
+
 def regions_for_training(dataset, regions_flag=""):
     """The regions the alignment model trains on: the --regions file if given, else
     regions.h5 in the dataset folder, else (with one line saying so) each image's feature
@@ -110,7 +151,8 @@ def regions_for_training(dataset, regions_flag=""):
     if regions_flag == WHOLE_IMAGE:
         return WholeImageRegions(dataset.features), WHOLE_IMAGE
     if regions_flag or os.path.exists(os.path.join(dataset.folder, "regions.h5")):
-        return load_regions(regions_flag or dataset.folder, len(dataset.images)), regions_flag
+        regions = load_regions(regions_flag or dataset.folder, len(dataset.images))
+        return alignment_regions(regions), regions_flag
     print("no region features (%s): the alignment model aligns whole images, each image's "
           "feature vector its only region (R = 1)" % os.path.join(dataset.folder, "regions.h5"))
     return WholeImageRegions(dataset.features), WHOLE_IMAGE
@@ -121,15 +163,19 @@ def regions_of_checkpoint(params, dataset):
     feature rows if it read whole images, else its --regions file or regions.h5."""
     if params.get("regions") == WHOLE_IMAGE:
         return WholeImageRegions(dataset.features)
-    return load_regions(params.get("regions") or dataset.folder, len(dataset.images))
+    return alignment_regions(load_regions(params.get("regions") or dataset.folder,
+                                          len(dataset.images)))
 
 
-def save_regions(path, feats, boxes, counts):
-    """Write regions.h5 (layout above) atomically; h5py opens the temporary file by name."""
+def save_regions(path, feats, boxes, counts, grid=False):
+    """Write regions.h5 (layout above) atomically; h5py opens the temporary file by name.
+    grid: the regions are CNN cells, with no whole-image region (marked so)."""
     import h5py
 
     def write(tmp):
         with h5py.File(tmp, "w") as f:
+            if grid:
+                f.attrs["grid"] = 1
             f["feats"] = np.asarray(feats, dtype=np.float32)
             f["boxes"] = np.asarray(boxes, dtype=np.int32)
             f["counts"] = np.asarray(counts, dtype=np.int32)
