@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 
+from neuraltalk.errors import NeuralTalkError
 from neuraltalk.layers.softmax import log_softmax
 from neuraltalk.models import captioning, module_of
 
@@ -76,9 +77,8 @@ def retrieval_table(model, params, table, max_images=-1):
 
 
 def evaluate_retrieval(checkpoint_path, split="test", max_images=-1, out=None, data_root=None):
-    """eval_sentence_predictions.py CHECKPOINT --retrieval: print the retrieval table of
-    any checkpoint (by likelihood for a caption generator, by the alignment model's own
-    score for an alignment model) and write retrieval.json."""
+    """eval_sentence_predictions.py CHECKPOINT --retrieval: print the retrieval table of a
+    caption generator's checkpoint, by likelihood, and write retrieval.json."""
     from neuraltalk.data.batches import SentenceTable
     from neuraltalk.data.dataset import check_max_images, load_dataset
     from neuraltalk.models import is_generator
@@ -88,10 +88,9 @@ def evaluate_retrieval(checkpoint_path, split="test", max_images=-1, out=None, d
     checkpoint = load_checkpoint(checkpoint_path)
     out = output_folder(out or os.path.dirname(os.path.abspath(checkpoint_path)))
     params = checkpoint["params"]
-    if not is_generator(params):
-        from neuraltalk.alignment import retrieval
-        return retrieval.evaluate_checkpoint(checkpoint, checkpoint_path, split, max_images,
-                                             out, data_root)
+    if not is_generator(params):  # eval_sentence_predictions.py sends those to alignment/
+        raise NeuralTalkError("%s is an alignment model checkpoint: its retrieval is by its "
+                              "own score (eval_sentence_predictions.py)" % checkpoint_path)
     model = checkpoint["model"]
     dataset = load_dataset(params["dataset"],
                            data_root=data_root or params.get("data_root", "data"),
