@@ -97,11 +97,12 @@ def build(checkpoint, out, beta=None, data_root=None, min_words=2, overwrite=Fal
             entry["objects"] = [source["objects"][r - 1]]
         images.append(entry)
     os.makedirs(out, exist_ok=True)
-    from neuraltalk.atomic import atomic_write_text
+    from neuraltalk.atomic import atomic_write, atomic_write_text
     atomic_write_text(os.path.join(out, "dataset.json"),
                       json.dumps({"dataset": os.path.basename(os.path.normpath(out)),
                                   "images": images}))
-    np.save(os.path.join(out, "vgg_feats.npy"), feats.astype(np.float32))
+    atomic_write(os.path.join(out, "vgg_feats.npy"),
+                 lambda f: np.save(f, feats.astype(np.float32)))
     atomic_write_text(os.path.join(out, "features.json"),
                       json.dumps({"cnn": dataset.cnn,
                                   "regions_of": os.path.abspath(dataset.folder)}))
