@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 import pytest
 
-from neuraltalk.alignment import mrf
+from neuraltalk import mrf as mrf_command
 from neuraltalk.alignment.mrf import energy, snippet_accuracy, snippets, viterbi
 
 
@@ -61,7 +61,7 @@ def _error(capsys, tmp_path, *flags):
     from neuraltalk.train.checkpoint import save_checkpoint
     path = str(tmp_path / "fake.p")
     save_checkpoint(path, {"model": {}, "params": {"model": "brnn", "dataset": "x"}})
-    assert mrf.main([path] + list(flags)) == 2
+    assert mrf_command.main([path] + list(flags)) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err
     return err

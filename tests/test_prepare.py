@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from neuraltalk.data.dataset import load_dataset
-from neuraltalk.data.prepare import main, tokenize
+from neuraltalk.data.prepare import tokenize
+from neuraltalk.prepare import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -8,7 +8,8 @@ import pytest
 
 import driver
 import eval_sentence_predictions
-from neuraltalk.alignment import mrf, region_captions
+from neuraltalk import mrf as mrf_command, region_captions as region_captions_command
+from neuraltalk.alignment import region_captions
 from neuraltalk.demo import extractor
 from neuraltalk.train.checkpoint import save_checkpoint
 from neuraltalk.data.dataset import load_dataset
@@ -69,7 +70,7 @@ def test_retrieval_leaves_out_test_images_without_sentences_with_a_note(alignmen
 @pytest.mark.slow  # trains the alignment model for 60 iterations
 def test_mrf_command_writes_snippets_and_reports_accuracy(alignment_checkpoint, shapes_root,
                                                           tmp_path, capsys):
-    assert mrf.main([alignment_checkpoint, "--out", str(tmp_path), "--max_images", "20",
+    assert mrf_command.main([alignment_checkpoint, "--out", str(tmp_path), "--max_images", "20",
                      "--data_root", shapes_root]) == 0
     images = json.load(open(tmp_path / "snippets.json"))
     assert len(images) == 20
@@ -111,7 +112,7 @@ def test_region_dataset_trains_a_generator(alignment_checkpoint, shapes_root, tm
     from neuraltalk.train.runs import best_checkpoint
     generator = best_checkpoint(str(cv))
     # the captioner captions every region of the source dataset's test images
-    assert region_captions.main([generator, "--out", str(tmp_path / "captions"),
+    assert region_captions_command.main([generator, "--out", str(tmp_path / "captions"),
                                  "--max_images", "10", "--data_root", shapes_root]) == 0
     items = json.load(open(tmp_path / "captions" / "region_captions.json"))
     source = load_dataset("shapes", data_root=shapes_root)
@@ -140,11 +141,11 @@ def test_building_again_into_the_same_folder_needs_overwrite(alignment_checkpoin
                                                              tmp_path, capsys):
     out = str(tmp_path / "regions")
     argv = [alignment_checkpoint, "--out", out, "--data_root", shapes_root]
-    assert region_captions.main(argv) == 0
+    assert region_captions_command.main(argv) == 0
     first = open(os.path.join(out, "dataset.json")).read()
-    assert region_captions.main(argv) == 2
+    assert region_captions_command.main(argv) == 2
     assert "--overwrite" in capsys.readouterr().err
-    assert region_captions.main(argv + ["--overwrite", "--beta", "100"]) == 0
+    assert region_captions_command.main(argv + ["--overwrite", "--beta", "100"]) == 0
     assert open(os.path.join(out, "dataset.json")).read() != first
 
 
@@ -166,7 +167,7 @@ def source_dataset(tmp_path):
 
 
 def _error(capsys, argv):
-    assert region_captions.main(argv) == 2
+    assert region_captions_command.main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err
     return err

@@ -16,6 +16,7 @@ import pytest
 
 import driver
 import predict_on_images
+from neuraltalk import serve as serve_command
 from neuraltalk.captions import serve
 from neuraltalk.demo.scenes import fresh_scenes
 from neuraltalk.train.runs import best_checkpoint
@@ -411,7 +412,7 @@ def test_a_checkpoint_of_vgg16_features_needs_weights(tmp_path, shapes_checkpoin
     checkpoint = load_checkpoint(shapes_checkpoint)
     checkpoint["params"] = dict(checkpoint["params"], cnn=None)  # as NeuralTalk's own
     save_checkpoint(str(tmp_path / "ckpt.p"), checkpoint)
-    assert serve.main([str(tmp_path / "ckpt.p"), "--port", "0"]) == 2
+    assert serve_command.main([str(tmp_path / "ckpt.p"), "--port", "0"]) == 2
     err = capsys.readouterr().err
     assert "VGG-16" in err and "--weights" in err and err.count("\n") == 1
 

@@ -9,7 +9,8 @@ import pytest
 
 import driver
 import eval_sentence_predictions
-from neuraltalk.alignment import mrf, region_captions
+from neuraltalk import mrf as mrf_command, region_captions as region_captions_command
+from neuraltalk.alignment import mrf
 from neuraltalk.data.batches import Batch
 from neuraltalk.data.dataset import load_dataset
 from neuraltalk.data.regions import WHOLE_IMAGE, WholeImageRegions, load_regions, save_regions
@@ -144,7 +145,7 @@ def test_retrieval_on_whole_images_writes_retrieval_json(whole_image_run, tmp_pa
 
 def test_the_mrf_refuses_a_whole_image_model(whole_image_run, tmp_path, capsys):
     _, _, folder = whole_image_run
-    assert mrf.main([best_checkpoint(str(folder)), "--out", str(tmp_path)]) == 2
+    assert mrf_command.main([best_checkpoint(str(folder)), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "trained on whole images (R = 1" in err and "--regions multicrop" in err
     assert not os.listdir(tmp_path)
@@ -153,7 +154,7 @@ def test_the_mrf_refuses_a_whole_image_model(whole_image_run, tmp_path, capsys):
 def test_region_captions_refuse_a_whole_image_model(whole_image_run, tmp_path, capsys):
     _, _, folder = whole_image_run
     out = tmp_path / "regions"
-    assert region_captions.main([best_checkpoint(str(folder)), "--out", str(out)]) == 2
+    assert region_captions_command.main([best_checkpoint(str(folder)), "--out", str(out)]) == 2
     assert "no regions to align words to" in capsys.readouterr().err
     assert not out.exists()
 
@@ -248,7 +249,7 @@ def test_multicrop_regions_train_the_alignment_model_and_feed_the_mrf(shapes_roo
                         "--word_count_threshold", "1", "--max_iters", "3",
                         "--batch_size", "20"]) == 0
     assert load_checkpoint(best_checkpoint(str(cv)))["params"]["regions"] == ""
-    assert mrf.main([best_checkpoint(str(cv)), "--out", str(tmp_path / "mrf"),
+    assert mrf_command.main([best_checkpoint(str(cv)), "--out", str(tmp_path / "mrf"),
                      "--max_images", "3"]) == 0
     snippets = json.load(open(tmp_path / "mrf" / "snippets.json"))
     assert len(snippets) == 3 and all(len(i["boxes"]) == 11 for i in snippets)

@@ -12,15 +12,12 @@ region's box and snippets; see `by_image`) and snippets.html (boxes over each im
 each region's snippets beside it) and prints the snippet-region accuracy where the
 dataset knows which object each word describes (the demo's token_region).
 """
-import argparse
 import html
 import json
 import os
-import sys
 
 import numpy as np
 
-from neuraltalk import cli
 from neuraltalk.errors import NeuralTalkError
 
 
@@ -221,19 +218,6 @@ def check_beta(beta):
     return beta
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_checkpoint(p, help="an alignment model checkpoint, or its run's folder")
-    p.add_argument("--split", default="test")
-    cli.add_max_images(p)
-    p.add_argument("--beta", type=float, default=None, help="default: the checkpoint's")
-    cli.add_out(p)
-    cli.add_data_root(p)
-    args = p.parse_args(argv)
-    return cli.run_reporting_errors(write_snippets, args)
-
-
 def write_snippets(args):
     """The command's work: align the split, write snippets.json and snippets.html."""
     from neuraltalk.atomic import atomic_write_text
@@ -259,6 +243,3 @@ def write_snippets(args):
                                os.path.join(out, "snippets.html")))
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,15 +16,12 @@ region_captions.html (each image with its boxes, each box's caption beside it); 
 demo dataset it also reports the fraction of region captions that name only the
 colour and shape of the region's object.
 """
-import argparse
 import html
 import json
 import os
-import sys
 
 import numpy as np
 
-from neuraltalk import cli
 from neuraltalk.errors import NeuralTalkError
 from neuraltalk.models import is_generator
 
@@ -190,29 +187,6 @@ def write_caption_page(path, dataset, items, max_items=200):
                       % "\n".join(rows))
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_checkpoint(p, help="an alignment model checkpoint (--model brnn): build the region "
-                       "dataset; or a generator trained on one: caption regions")
-    p.add_argument("--out", default=None, help="alignment checkpoint: folder of the region "
-                   "dataset to write (required); generator: output folder (default: the "
-                   "checkpoint's)")
-    p.add_argument("--beta", type=float, default=None, help="MRF smoothness (default: the checkpoint's)")
-    p.add_argument("--min_words", type=int, default=2, help="shortest snippet kept")
-    p.add_argument("--split", default="test", help="generator: the split whose regions to caption")
-    cli.add_beam_size(p, help="generator: beam size")
-    cli.add_max_images(p, help="generator: at most this many images (-1: all)")
-    p.add_argument("--dataset", default=None, help="generator: the dataset whose regions to "
-                   "caption (default: the one the region dataset came from)")
-    cli.add_data_root(p)
-    p.add_argument("--overwrite", action="store_true", help="alignment checkpoint: replace a "
-                   "region dataset already in --out (never the dataset it is made from)")
-    args = p.parse_args(argv)
-    cli.check_beam_size(p, args)
-    return cli.run_reporting_errors(run, args)
-
-
 def run(args):
     """The command's work: build a region dataset, or caption regions with a generator."""
     from neuraltalk.alignment.mrf import check_beta
@@ -249,6 +223,3 @@ def run(args):
                                os.path.join(out, "region_captions.html")))
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -25,7 +25,6 @@ other (422), bad fields (400). Requests run on a pool of --workers threads; a co
 that waits is left in the kernel's listen queue, so the number of requests in memory is
 bounded too.
 """
-import argparse
 import base64
 import email.parser
 import email.policy
@@ -33,7 +32,6 @@ import html
 import io
 import json
 import secrets
-import sys
 import threading
 import time
 import warnings
@@ -468,33 +466,6 @@ class Server(HTTPServer):
         self.pool.shutdown(wait=True)
 
 
-def main(argv=None):
-    from neuraltalk.cli import add_checkpoint, run_reporting_errors
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_checkpoint(p)
-    p.add_argument("--port", type=int, default=8000, help="port (0: any free one)")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default: this machine only)")
-    p.add_argument("--workers", type=int, default=2, help="requests served at once")
-    p.add_argument("--max_bytes", type=int, default=5 << 20,
-                   help="largest request body in bytes (default 5 MiB)")
-    p.add_argument("--max_pixels", type=int, default=25_000_000,
-                   help="largest image in pixels, checked before decoding")
-    p.add_argument("--max_aspect", type=float, default=20.0,
-                   help="largest ratio of an image's long side to its short side")
-    p.add_argument("--weights", default=None, help="the CNN's weights file (VGG-16 checkpoints)")
-    p.add_argument("--data_root", default=None,
-                   help="alignment checkpoints: where the dataset of the test sentences lives")
-    args = p.parse_args(argv)
-    for name in ("workers", "max_bytes", "max_pixels"):
-        if getattr(args, name) < 1:
-            p.error("--%s must be at least 1" % name)
-    if not args.max_aspect >= 1:
-        p.error("--max_aspect must be at least 1")
-    return run_reporting_errors(serve, args)
-
-
 def serve(args):
     from neuraltalk.train.runs import checkpoint_file
     captioner = Captioner(checkpoint_file(args.checkpoint_path), args.weights, args.data_root)
@@ -514,6 +485,3 @@ def serve(args):
         server.server_close()
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -27,14 +27,11 @@ in imgid order: `python -m neuraltalk.features <out folder> --cnn ...` does that
 An existing dataset.json in --out is replaced only with --overwrite, and never when it
 is one of the inputs.
 """
-import argparse
 import json
 import os
 import re
-import sys
 
 from neuraltalk.atomic import atomic_write_text
-from neuraltalk import cli
 from neuraltalk.errors import NeuralTalkError
 
 SPLITS = ("train", "val", "test", "restval")
@@ -212,35 +209,6 @@ def flickr_entries(token_file, lists):
     return entries
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m neuraltalk.prepare", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="source", required=True)
-    c = sub.add_parser("coco", help="from MS-COCO captions JSON files",
-                       description="dataset.json from MS-COCO captions files and a split file")
-    c.add_argument("--captions", nargs="+", required=True,
-                   help="captions_*.json files (captions_train2014.json style)")
-    c.add_argument("--splits", help="text file of '<file_name> <split>' lines, split one of "
-                   "train, val, test, restval (e.g. 'COCO_val2014_000000391895.jpg test')")
-    c.add_argument("--default_split", default="restval", choices=("restval", "train"),
-                   help="split of the images the split file does not list (default "
-                   "restval: driver.py --fold_restval 1 trains on them too)")
-    f = sub.add_parser("flickr", help="from a Flickr8k/Flickr30k token file and split lists",
-                       description="dataset.json from a Flickr8k/Flickr30k token file "
-                       "(IMAGE.jpg#N<TAB>caption lines) and three image lists")
-    f.add_argument("--tokens", required=True, help="e.g. Flickr8k.token.txt")
-    f.add_argument("--train", required=True, help="training image list, one name a line")
-    f.add_argument("--val", required=True, help="validation image list")
-    f.add_argument("--test", required=True, help="test image list")
-    for s in (c, f):
-        s.add_argument("--out", required=True, help="dataset folder to write dataset.json into")
-        s.add_argument("--name", default=None, help="dataset name (default: the folder's)")
-        s.add_argument("--overwrite", action="store_true",
-                       help="replace an existing dataset.json in --out")
-    args = p.parse_args(argv)
-    return cli.run_reporting_errors(run, args)
-
-
 def run(args):
     """The command's work: read the raw captions, write dataset.json."""
     if args.source == "coco":
@@ -264,6 +232,3 @@ def run(args):
         sum(len(img["sentences"]) for img in blob["images"])))
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
