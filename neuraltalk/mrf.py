@@ -8,7 +8,7 @@ from neuraltalk.alignment import mrf
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=mrf.__doc__,
+    p = argparse.ArgumentParser(prog="python -m neuraltalk.mrf", description=mrf.__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_checkpoint(p, help="an alignment model checkpoint, or its run's folder")
     p.add_argument("--split", default="test")

@@ -8,7 +8,7 @@ from neuraltalk.alignment import region_captions
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=region_captions.__doc__,
+    p = argparse.ArgumentParser(prog="python -m neuraltalk.region_captions", description=region_captions.__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_checkpoint(p, help="an alignment model checkpoint (--model brnn): build the region "
                        "dataset; or a generator trained on one: caption regions")

@@ -8,7 +8,7 @@ from neuraltalk.captions import serve as web
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=web.__doc__,
+    p = argparse.ArgumentParser(prog="python -m neuraltalk.serve", description=web.__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_checkpoint(p)
     p.add_argument("--port", type=int, default=8000, help="port (0: any free one)")
