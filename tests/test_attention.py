@@ -12,6 +12,8 @@ from neuraltalk.layers.packed import layout
 from neuraltalk.models import attention, captioning, module_of
 from neuraltalk.train.gradcheck import check_gradients
 
+from stepwise import greedy, teacher_forced_log_likelihood
+
 D, E, H, A, V, R = 6, 4, 5, 3, 11, 4
 LENGTHS = (3, 1, 5, 0, 2, 5)  # different lengths, a tie, an empty sentence, unsorted
 REGION_COUNTS = (4, 1, 2, 3, 4, 2)  # different counts, one image with only region 0
@@ -175,15 +177,8 @@ def test_prediction_steps_score_sentences_as_the_training_forward_does():
     batch = _batch(rng)
     cost, _ = captioning.batch_cost(model, batch, params, compute_grads=False)
     state = attention.start(model, None, params, batch.regions, batch.region_counts)
-    B, T = batch.words.shape
-    words = np.concatenate([np.zeros((B, 1), np.int64), batch.words], 1)
-    total = 0.0
-    for t in range(T + 1):
-        logp, state = captioning.step(model, state, words[:, t], params)
-        target = np.where(t < batch.lengths, words[:, min(t + 1, T)], 0)
-        running = t <= batch.lengths
-        total -= logp[np.arange(B), target][running].sum()
-    assert total / B == pytest.approx(cost["loss_cost"], rel=1e-10)
+    total = teacher_forced_log_likelihood(model, params, state, batch.words, batch.lengths)
+    assert -total / len(LENGTHS) == pytest.approx(cost["loss_cost"], rel=1e-10)
 
 
 def test_beam_1_equals_greedy_and_returns_the_weights_of_each_chosen_word():
@@ -194,23 +189,13 @@ def test_beam_1_equals_greedy_and_returns_the_weights_of_each_chosen_word():
     regions = (batch.regions, batch.region_counts)
     results = beam_search(model, params, batch.feats, 1, max_steps=6, regions=regions,
                           return_weights=True)
-    state = attention.start(model, None, params, *regions)
-    prev = np.zeros(len(LENGTHS), np.int64)
-    done = np.zeros(len(LENGTHS), bool)
-    seqs = [[] for _ in LENGTHS]
-    weights = [[] for _ in LENGTHS]
-    for t in range(6):
-        logp, state = captioning.step(model, state, prev, params)
-        prev = logp.argmax(1)
-        for n in np.flatnonzero(~done):
-            seqs[n].append(int(prev[n]))
-            weights[n].append(state["alpha"][n])
-        done |= prev == 0
-    for n, beams in enumerate(results):
+    reference = greedy(model, params, attention.start(model, None, params, *regions),
+                       len(LENGTHS), max_steps=6)
+    for (total, words, weights), beams in zip(reference, results):
         logprob, seq, w = beams[0]
-        assert seq == seqs[n]
+        assert seq == words and logprob == pytest.approx(total, abs=1e-12)
         assert w.shape == (len(seq), R)
-        np.testing.assert_allclose(w, np.array(weights[n]), rtol=1e-10)
+        np.testing.assert_allclose(w, weights, rtol=1e-10)
 
 
 def test_wider_beams_score_no_worse_and_keep_weights_that_sum_to_one():

@@ -11,6 +11,8 @@ from neuraltalk.models import captioning
 from neuraltalk.train.checkpoint import load_checkpoint
 from neuraltalk.captions.decoding import beam_search, caption_text
 
+from stepwise import greedy
+
 
 def _neuraltalk(neuraltalk_checkpoint_dir, example_images):
     c = load_checkpoint(os.path.join(neuraltalk_checkpoint_dir, "neuraltalk_lstm.p"))
@@ -39,30 +41,14 @@ def _random_model(generator, rng, V=9):
     return model, params
 
 
-def _greedy(model, params, feats, max_steps=20):
-    """Greedy decoding written plainly, one image at a time."""
-    out = []
-    for f in feats:
-        state = captioning.start(model, f[None], params)
-        prev, words, total = 0, [], 0.0
-        for _ in range(max_steps):
-            logprobs, state = captioning.step(model, state, np.array([prev]), params)
-            prev = int(np.argmax(logprobs[0]))
-            words.append(prev)
-            total += logprobs[0, prev]
-            if prev == 0:
-                break
-        out.append((total, words))
-    return out
-
-
 @pytest.mark.parametrize("generator", ["lstm", "rnn"])
 def test_beam_size_one_is_exactly_greedy(generator):
     rng = np.random.default_rng(0)
     model, params = _random_model(generator, rng)
     feats = rng.normal(size=(12, 6))
     results = beam_search(model, params, feats, beam_size=1)
-    for (logprob, words), beams in zip(_greedy(model, params, feats), results):
+    reference = greedy(model, params, captioning.start(model, feats, params), len(feats))
+    for (logprob, words, _), beams in zip(reference, results):
         assert beams[0][1] == words and beams[0][0] == pytest.approx(logprob, abs=1e-12)
 
 

@@ -12,6 +12,8 @@ from neuraltalk.layers.packed import layout
 from neuraltalk.models import captioning, lrcn
 from neuraltalk.train.gradcheck import check_gradients
 
+from stepwise import greedy, teacher_forced_log_likelihood
+
 D, Ei, E, H, V = 7, 3, 4, 5, 11  # three different widths: the row blocks cannot be confused
 LENGTHS = (3, 1, 5, 0, 2, 5)
 VARIANTS = ["1u", "2u", "2f"]
@@ -137,14 +139,7 @@ def test_prediction_steps_score_sentences_as_the_training_forward_does(variant):
     model = _model(params, rng)
     batch = _batch(rng)
     state = captioning.start(model, batch.feats, params)
-    total = 0.0
-    targets = np.concatenate([batch.words, np.zeros((len(LENGTHS), 1), int)], axis=1)
-    prev = np.zeros(len(LENGTHS), int)  # START
-    for t in range(max(LENGTHS) + 1):
-        logprobs, state = captioning.step(model, state, prev, params)
-        scored = t <= batch.lengths
-        total += logprobs[scored, np.where(t < batch.lengths, targets[:, t], 0)[scored]].sum()
-        prev = targets[:, t]
+    total = teacher_forced_log_likelihood(model, params, state, batch.words, batch.lengths)
     cost, _ = captioning.batch_cost(model, batch, dict(params, regc=0))
     assert -total / len(LENGTHS) == pytest.approx(cost["loss_cost"], rel=1e-12)
 
@@ -155,16 +150,8 @@ def test_beam_size_one_is_exactly_greedy(variant):
     params = _params(variant)
     model = _model(params, rng, scale=1.0)
     feats = rng.normal(size=(8, D))
-    for f, beams in zip(feats, beam_search(model, params, feats, beam_size=1)):
-        state = captioning.start(model, f[None], params)
-        prev, words, total = 0, [], 0.0
-        for _ in range(20):
-            logprobs, state = captioning.step(model, state, np.array([prev]), params)
-            prev = int(np.argmax(logprobs[0]))
-            words.append(prev)
-            total += logprobs[0, prev]
-            if prev == 0:
-                break
+    reference = greedy(model, params, captioning.start(model, feats, params), len(feats))
+    for (total, words, _), beams in zip(reference, beam_search(model, params, feats, 1)):
         assert beams[0][1] == words and beams[0][0] == pytest.approx(total, abs=1e-12)
 
 

@@ -10,6 +10,8 @@ from neuraltalk.models import captioning
 from neuraltalk.data.batches import Batch
 from neuraltalk.train.gradcheck import check_gradients
 
+from stepwise import teacher_forced_log_likelihood
+
 D, E, H, V = 7, 4, 5, 11
 LENGTHS = (3, 1, 5, 0, 2, 5)  # different lengths, a tie, an empty sentence, unsorted
 OPTIONS = [(relu, once) for relu in (0, 1) for once in (0, 1)]
@@ -143,14 +145,7 @@ def test_prediction_steps_score_sentences_as_the_training_forward_does(option):
     model = _model(params, rng)
     batch = _batch(rng)
     state = captioning.start(model, batch.feats, params)
-    total = 0.0
-    targets = np.concatenate([batch.words, np.zeros((len(LENGTHS), 1), int)], axis=1)
-    prev = np.zeros(len(LENGTHS), int)  # START
-    for t in range(max(LENGTHS) + 1):
-        logprobs, state = captioning.step(model, state, prev, params)
-        scored = t <= batch.lengths
-        total += logprobs[scored, np.where(t < batch.lengths, targets[:, t], 0)[scored]].sum()
-        prev = targets[:, t]
+    total = teacher_forced_log_likelihood(model, params, state, batch.words, batch.lengths)
     cost, _ = captioning.batch_cost(model, batch, dict(params, regc=0))
     assert -total / len(LENGTHS) == pytest.approx(cost["loss_cost"], rel=1e-12)
 
