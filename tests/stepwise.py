@@ -4,6 +4,8 @@ training forward and for beam search: one step at a time, no beams, no packing.
 `state` is what `captioning.start` (or `attention.start`, with regions) returns for a
 batch of images; these helpers only call `captioning.step` on it.
 """
+import itertools
+
 import numpy as np
 
 from neuraltalk.models import captioning
@@ -47,3 +49,30 @@ def greedy(model, params, state, count, max_steps=20):
         if done.all():
             break
     return [(totals[n], words[n], np.array(weights[n])) for n in range(count)]
+
+
+def sentence_loss(Y, words):
+    """NeuralTalk's cost of one sentence from its decoder scores Y (n + 1, V), row t
+    scoring word t + 1 (the last row END): (sum of -log(1e-20 + p), the same in bits)."""
+    P = np.exp(Y - Y.max(1, keepdims=True))
+    P /= P.sum(1, keepdims=True)
+    p = P[np.arange(len(words) + 1), list(words) + [0]]
+    return -np.sum(np.log(1e-20 + p)), -np.sum(np.log2(1e-20 + p))
+
+
+def best_sequence_by_brute_force(model, params, feat, V, steps):
+    """(log probability, words) of the most likely sequence of at most `steps` words (a
+    shorter one must end with END) for one image feature (D,), scoring every sequence."""
+    best = (-np.inf, None)
+    for length in range(1, steps + 1):
+        for seq in itertools.product(range(V), repeat=length):
+            if 0 in seq[:-1] or (length < steps and seq[-1] != 0):
+                continue  # END only last; short sequences must end
+            state = captioning.start(model, feat[None], params)
+            prev, total = 0, 0.0
+            for w in seq:
+                logprobs, state = captioning.step(model, state, np.array([prev]), params)
+                total += logprobs[0, w]
+                prev = w
+            best = max(best, (total, list(seq)))
+    return best

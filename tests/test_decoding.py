@@ -1,5 +1,4 @@
 """Greedy and beam search: NeuralTalk's own predictions, brute force, finished beams."""
-import itertools
 import json
 import os
 
@@ -11,7 +10,7 @@ from neuraltalk.models import captioning
 from neuraltalk.train.checkpoint import load_checkpoint
 from neuraltalk.captions.decoding import beam_search, caption_text
 
-from stepwise import greedy
+from stepwise import best_sequence_by_brute_force, greedy
 
 
 def _neuraltalk(neuraltalk_checkpoint_dir, example_images):
@@ -60,19 +59,8 @@ def test_wide_beam_finds_the_best_sequence_found_by_brute_force(generator):
     rng = np.random.default_rng(1)
     model, params = _random_model(generator, rng, V=V)
     feats = rng.normal(size=(3, 6))
-    for n, f in enumerate(feats):
-        best = (-np.inf, None)
-        for length in range(1, steps + 1):
-            for seq in itertools.product(range(V), repeat=length):
-                if 0 in seq[:-1] or (length < steps and seq[-1] != 0):
-                    continue  # END only last; short sequences must end
-                state = captioning.start(model, f[None], params)
-                prev, total = 0, 0.0
-                for w in seq:
-                    logprobs, state = captioning.step(model, state, np.array([prev]), params)
-                    total += logprobs[0, w]
-                    prev = w
-                best = max(best, (total, list(seq)))
+    for f in feats:
+        best = best_sequence_by_brute_force(model, params, f, V, steps)
         beams = beam_search(model, params, f[None], beam_size=V ** steps, max_steps=steps)[0]
         assert beams[0][1] == best[1] and beams[0][0] == pytest.approx(best[0], abs=1e-12)
         assert [b[0] for b in beams] == sorted((b[0] for b in beams), reverse=True)

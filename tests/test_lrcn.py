@@ -1,7 +1,6 @@
 """The LRCN generator, all three variants of its Figure 4: gradient checks, the stacked
 LSTMs written plainly one sentence at a time (dropout included), prediction steps against
 the training forward, beam search."""
-import itertools
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ from neuraltalk.layers.packed import layout
 from neuraltalk.models import captioning, lrcn
 from neuraltalk.train.gradcheck import check_gradients
 
-from stepwise import greedy, teacher_forced_log_likelihood
+from stepwise import best_sequence_by_brute_force, greedy, sentence_loss, teacher_forced_log_likelihood
 
 D, Ei, E, H, V = 7, 3, 4, 5, 11  # three different widths: the row blocks cannot be confused
 LENGTHS = (3, 1, 5, 0, 2, 5)
@@ -69,11 +68,9 @@ def _reference(model, batch, params, masks=None):
                 below = h
             tops.append(below)
         Y = (np.array(tops) * Uh) @ model["Wd"] + model["bd"]
-        P = np.exp(Y - Y.max(1, keepdims=True))
-        P /= P.sum(1, keepdims=True)
-        p = P[np.arange(len(ws) + 1), ws + [0]]
-        loss -= np.sum(np.log(1e-20 + p))
-        logppl -= np.sum(np.log2(1e-20 + p))
+        nats, bits = sentence_loss(Y, ws)
+        loss += nats
+        logppl += bits
         ntokens += len(ws) + 1
     B = len(batch.words)
     reg = sum(0.5 * params["regc"] * np.sum(model[k] ** 2) for k in lrcn.REGULARIZED
@@ -162,17 +159,6 @@ def test_wide_beam_finds_the_best_sequence_found_by_brute_force(variant):
     params = _params(variant)
     model = _model(params, rng, n_words=V4, scale=1.0)
     for f in rng.normal(size=(3, D)):
-        best = (-np.inf, None)
-        for n in range(1, steps + 1):
-            for seq in itertools.product(range(V4), repeat=n):
-                if 0 in seq[:-1] or (n < steps and seq[-1] != 0):
-                    continue  # END only last; short sequences must end
-                state = captioning.start(model, f[None], params)
-                prev, total = 0, 0.0
-                for w in seq:
-                    logprobs, state = captioning.step(model, state, np.array([prev]), params)
-                    total += logprobs[0, w]
-                    prev = w
-                best = max(best, (total, list(seq)))
+        best = best_sequence_by_brute_force(model, params, f, V4, steps)
         beams = beam_search(model, params, f[None], beam_size=V4 ** steps, max_steps=steps)[0]
         assert beams[0][1] == best[1] and beams[0][0] == pytest.approx(best[0], abs=1e-12)

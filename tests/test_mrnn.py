@@ -13,7 +13,7 @@ from neuraltalk.layers.packed import layout
 from neuraltalk.models import captioning, module_of, mrnn
 from neuraltalk.train.gradcheck import gradient_errors
 
-from stepwise import greedy, teacher_forced_log_likelihood
+from stepwise import greedy, sentence_loss, teacher_forced_log_likelihood
 
 D, E1, E2, M, V = 7, 4, 5, 6, 11  # E2 is also the recurrent layer's size
 LENGTHS = (3, 1, 5, 0, 2, 5)  # different lengths, a tie, an empty sentence, unsorted
@@ -66,11 +66,9 @@ def _reference(model, batch, params, sentence_masks=None):
             r = np.maximum(r @ model["Ur"] + w, 0)
             Ms.append(_g2(w @ model["Vw"] + r @ model["Vr"] + image + model["bm"][0]))
         Y = (np.array(Ms) * Um) @ model["Wd"] + model["bd"]
-        P = np.exp(Y - Y.max(1, keepdims=True))
-        P /= P.sum(1, keepdims=True)
-        p = P[np.arange(len(ws) + 1), ws + [0]]
-        loss -= np.sum(np.log(1e-20 + p))
-        logppl -= np.sum(np.log2(1e-20 + p))
+        nats, bits = sentence_loss(Y, ws)
+        loss += nats
+        logppl += bits
         ntokens += len(ws) + 1
     B = len(batch.words)
     reg = sum(0.5 * params["regc"] * np.sum(model[k] ** 2) for k in mrnn.REGULARIZED)
