@@ -33,8 +33,10 @@ SMALL = ["--hidden_size", "32", "--image_encoding_size", "32", "--word_encoding_
 ALIGNMENT = ["--model", "brnn", "--embedding_size", "32", "--word_vector_size", "16",
              "--finetune_word_vectors", "1", "--batch_size", "20", "--eval_max_images", "20",
              "--eval_period", "1000"]
-# plain momentum: no lr * sign(g) steps on round-off (see the module docstring)
+# plain momentum: no lr * sign(g) steps on round-off (see the module docstring); these
+# rates move the parameters by some 5% of their largest entry in 30 iterations
 MOMENTUM = ["--solver", "vanilla", "--momentum", "0.9", "--learning_rate", "1e-3"]
+GENERATOR_RATES = {"rnn": "0.05", "lrcn": "0.05", "mrnn": "0.01", "attention": "0.005"}
 
 
 def _flags(shapes_root, out, *flags):
@@ -142,7 +144,7 @@ def _task(shapes_root, flags):
             params[key] = value
     dataset = load_dataset("shapes", data_root=shapes_root)
     params["cnn"] = dataset.cnn
-    return params, models.make_task(params, dataset, np.random.default_rng(0))
+    return params, models.make_task(params, dataset, np.random.default_rng(0)), dataset
 
 
 @pytest.mark.parametrize("flags", [
@@ -153,7 +155,7 @@ def _task(shapes_root, flags):
 def test_the_ranks_costs_and_gradients_sum_to_one_process(shapes_root, flags):
     """3 ranks (uneven slices of 20), dropout on, L2 on, float64: what one process gets."""
     size = ["--hidden_size", "16", "--image_encoding_size", "16", "--word_encoding_size", "16"]
-    params, task = _task(shapes_root, flags + (size if flags[0] == "--generator" else []))
+    params, task, _ = _task(shapes_root, flags + (size if flags[0] == "--generator" else []))
     model = model_as(task.model, np.float64)
     batch = task.sample_batch(20, np.random.default_rng(1))
     cost, grads = task.cost(model, batch, np.random.default_rng(2))
@@ -170,6 +172,20 @@ def test_the_ranks_costs_and_gradients_sum_to_one_process(shapes_root, flags):
         for key in rank_grads:
             np.testing.assert_allclose(rank_grads[key], grads[key], rtol=1e-10,
                                        atol=1e-12 * np.abs(grads[key]).max())
+
+
+@pytest.mark.parametrize("generator", ["lstm", "attention"])
+def test_the_ranks_validation_perplexity_is_one_process_s(shapes_root, generator):
+    params, task, dataset = _task(shapes_root, [
+        "--generator", generator, "--hidden_size", "16", "--image_encoding_size", "16",
+        "--word_encoding_size", "16", "--eval_max_images", "25", "--eval_batch_size", "7"])
+    want = task.validate(task.model)
+
+    def rank(world):
+        return data_parallel.distribute(task, params, world, dataset)[0].validate(task.model)
+    for got in run_ranks(3, rank):  # 125 sentences in 18 batches of 7: 6 a rank
+        assert got["value"] == pytest.approx(want["value"], rel=1e-12)
+        assert got["summary"] == want["summary"]
 
 
 def test_diverged_parameters_are_found_by_the_checksum():
@@ -212,7 +228,8 @@ def test_two_ranks_train_the_same_alignment_model_as_one_process(mpirun, shapes_
 @pytest.mark.parametrize("generator", ["rnn", "mrnn", "lrcn", "attention"])
 def test_two_ranks_train_the_same_generator_as_one_process(mpirun, shapes_root, tmp_path,
                                                            generator):
-    flags = SMALL + ["--generator", generator, "--max_iters", "30"]
+    flags = SMALL + ["--generator", generator, "--max_iters", "30", "--solver", "vanilla",
+                     "--momentum", "0.9", "--learning_rate", GENERATOR_RATES[generator]]
     _one_process(shapes_root, tmp_path / "one", *flags)
     _ranks(mpirun, 2, shapes_root, tmp_path / "two", *flags)
     _assert_same_training(_last(tmp_path / "two"), _last(tmp_path / "one"))

@@ -197,9 +197,12 @@ def alignment_cost(params, model, update_keys, world):
     return cost, flat
 
 
-def distribute(task, params, world):
+def distribute(task, params, world, dataset=None):
     """The Task whose cost is computed data-parallel on the ranks of `world`, and the bytes
-    of the buffer allreduced per iteration."""
+    of the buffer allreduced per iteration. Its validate is collective (every rank calls
+    it and gets the result): a generator's perplexity is sharded over the ranks (each
+    scores its share of the validation batches; the sums are reduced), the alignment
+    model's retrieval runs on rank 0 and its result is broadcast."""
     from neuraltalk import models
     if params.get("scst"):
         raise NeuralTalkError("--scst 1 does not train data-parallel yet (its sampled captions "
@@ -207,13 +210,50 @@ def distribute(task, params, world):
                               "mpirun or with mpirun -n 1")
     keys = list(task.update_keys)
     if models.is_generator(params):
-        cost, flat = generator_cost(models.module_of(params), params, task.model, keys, world)
+        gen = models.module_of(params)
+        cost, flat = generator_cost(gen, params, task.model, keys, world)
+        validate = sharded_perplexity(gen, params, task, dataset, world)
     elif params["model"] == "brnn":
         cost, flat = alignment_cost(params, task.model, keys, world)
+        validate = None
     else:
         raise NeuralTalkError("--model %s has no data-parallel cost: run it as one process"
                               % params["model"])
-    return task._replace(cost=cost), flat.nbytes
+    if validate is None:
+        def validate(model, root_validate=task.validate):
+            return world.bcast(root_validate(model) if world.is_root else None)
+    return task._replace(cost=cost, validate=validate), flat.nbytes
+
+
+def sharded_perplexity(gen, params, task, dataset, world):
+    """A generator's validation (captioning.make_task's) with its batches split over the
+    ranks: the sums of log2-perplexity and of scored words are reduced, so every rank gets
+    the perplexity one process computes (to float64 round-off). None without `dataset`."""
+    if dataset is None:
+        return None
+    from neuraltalk.data.batches import SentenceTable
+    from neuraltalk.models import captioning
+    regions = captioning.dataset_regions(gen, params, dataset)
+    val = SentenceTable(dataset, task.wordtoix, "val", regions)
+    batch_size = params.get("eval_batch_size", 100)
+    max_images = params.get("eval_max_images", -1)
+    n_images = len(val.image_ids) if max_images < 0 else min(max_images, len(val.image_ids))
+    end = int(val.offsets[n_images - 1] + val.counts[n_images - 1]) if n_images else 0
+    starts = np.arange(0, end, batch_size)
+    first, last = world.share(len(starts))
+
+    def validate(model):
+        sums = np.zeros(2, dtype=np.float64)
+        for start in starts[first:last]:  # as SentenceTable.iter_batches, this rank's share
+            batch = val.batch(np.arange(start, min(start + batch_size, end)))
+            cost, _ = captioning.batch_cost(model, batch, dict(params, regc=0),
+                                            compute_grads=False)
+            sums += (cost["logppl"], cost["ntokens"])
+        logppl, ntokens = world.allreduce_sum(sums)
+        ppl = 2.0 ** (logppl / max(1, ntokens))
+        return {"name": "perplexity", "value": ppl, "lower_is_better": True,
+                "summary": "validation perplexity = %f" % ppl}
+    return validate
 
 
 def shares_line(world, batch_size, nbytes):

@@ -237,7 +237,7 @@ def _run(params):
     check_vocabulary(task, dataset, params)
     if ranks.size > 1:
         from neuraltalk.train import data_parallel
-        task, nbytes = data_parallel.distribute(task, params, ranks)
+        task, nbytes = data_parallel.distribute(task, params, ranks, dataset)
         print(data_parallel.shares_line(ranks, params["batch_size"], nbytes))
     if task.check_features is not None:
         task.check_features()
@@ -364,8 +364,9 @@ def _run(params):
                 if ranks.size > 1:
                     from neuraltalk.train.data_parallel import check_in_step
                     check_in_step(ranks, model, it)
-                # rank 0 validates; every rank learns the score, so all decide alike
-                result = ranks.bcast(task.validate(model) if ranks.is_root else None)
+                # on several ranks, every rank takes part and learns the score (see
+                # data_parallel.distribute), so all decide alike
+                result = task.validate(model)
                 score = {k: result[k] for k in ("name", "value", "lower_is_better")}
                 score["value"] = float(score["value"])
                 state["val_score"] = score
