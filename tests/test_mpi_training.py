@@ -286,3 +286,34 @@ def test_a_killed_rank_leaves_every_checkpoint_loadable(mpirun, shapes_root, tmp
     for path in paths:
         checkpoint = load_checkpoint(path)
         assert sorted(checkpoint["model"]) == ["WLSTM", "Wd", "We", "Ws", "bd", "be"]
+
+
+# rank 1's solver nudges one parameter: the ranks no longer hold the same model
+DIVERGING_RANK = """
+import os, sys
+sys.argv[0] = {driver!r}
+sys.path.insert(0, os.path.dirname({driver!r}))
+import driver
+from neuraltalk.train import solvers
+update = solvers.update
+def nudged(model, grads, cache, params):
+    update(model, grads, cache, params)
+    if os.environ.get("OMPI_COMM_WORLD_RANK") == "1":
+        model["bd"][0, 0] += 1e-4
+solvers.update = nudged
+sys.exit(driver.main(sys.argv[1:]))
+"""
+
+
+def test_ranks_whose_parameters_differ_stop_with_one_error(mpirun, shapes_root, tmp_path):
+    script = tmp_path / "diverge.py"
+    script.write_text(DIVERGING_RANK.format(driver=DRIVER))
+    flags = SMALL[:-2] + ["--eval_period", "0.01", "--max_iters", "100"]
+    result = mpirun(2, ["python", str(script)] + _flags(shapes_root, tmp_path / "run", *flags))
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: at iteration 5 the parameters of rank 1 differ from rank 0's: "
+                      "the ranks no longer train the same model (different code, data or "
+                      "numerical libraries on some machines?); the last good checkpoint is "
+                      "kept"]
+    assert "6/100 batch done" not in result.stdout
