@@ -20,7 +20,6 @@ import pytest
 import driver
 from neuraltalk import models
 from neuraltalk.data.dataset import load_dataset
-from neuraltalk.layers.dropout import dropout_mask
 from neuraltalk.layers.packed import layout
 from neuraltalk.parallel import shard_range
 from neuraltalk.train import data_parallel
@@ -186,6 +185,12 @@ def test_the_ranks_validation_perplexity_is_one_process_s(shapes_root, generator
     for got in run_ranks(3, rank):  # 125 sentences in 18 batches of 7: 6 a rank
         assert got["value"] == pytest.approx(want["value"], rel=1e-12)
         assert got["summary"] == want["summary"]
+
+
+def test_a_batch_smaller_than_the_ranks_is_refused():
+    with pytest.raises(data_parallel.NeuralTalkError,
+                       match="--batch_size 2 is smaller than the 3 ranks"):
+        data_parallel.check_share(2, ThreadWorld(0, 3, {}))
 
 
 def test_diverged_parameters_are_found_by_the_checksum():

@@ -29,8 +29,9 @@ from neuraltalk.parallel import checksum, shard_range
 
 
 class FlatSum:
-    """One flat buffer (float32, as the model): the gradients of `keys` (shapes of `model`), then `scalars` cost
-    sums; `reduce` sums it over the ranks in place (one Allreduce)."""
+    """One flat buffer (float32, as the model): the gradients of `keys` (shapes of
+    `model`), then `scalars` cost sums; `reduce` sums it over the ranks in place (one
+    Allreduce)."""
 
     def __init__(self, model, keys, scalars, world):
         self.keys, self.scalars, self.world = list(keys), list(scalars), world
@@ -208,6 +209,7 @@ def distribute(task, params, world, dataset=None):
         raise NeuralTalkError("--scst 1 does not train data-parallel yet (its sampled captions "
                               "draw from one random stream): run it as one process, without "
                               "mpirun or with mpirun -n 1")
+    check_share(params["batch_size"], world)
     keys = list(task.update_keys)
     if models.is_generator(params):
         gen = models.module_of(params)

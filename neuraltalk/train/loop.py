@@ -6,8 +6,8 @@ as `cv/model_checkpoint_<dataset>_<host>_<fappend>_<perplexity>.p` (self-critica
 training, train/scst.py: the best validation CIDEr-D, `..._cider_d<value>.p`), write a status JSON
 now and then, and abort when the cost explodes (its moving average past twice the
 first batch's cost, or not finite). Under `mpirun -n K` the K ranks train one model
-data-parallel (train/data_parallel.py); rank 0 alone prints, validates and writes files,
-and every validation compares a checksum of the ranks' parameters. Unlike NeuralTalk the checkpoint also
+data-parallel (train/data_parallel.py); rank 0 alone prints and writes files, and every
+validation compares a checksum of the ranks' parameters. Unlike NeuralTalk the checkpoint also
 holds the solver cache, the random state and the iteration, so `--init_model_from`
 resumes exactly, and Ctrl-C or SIGTERM writes an `_interrupted` checkpoint before exiting.
 
@@ -37,6 +37,7 @@ from neuraltalk.train.checkpoint import load_checkpoint, model_as, save_checkpoi
 from neuraltalk.data.dataset import load_dataset
 from neuraltalk.errors import NeuralTalkError
 from neuraltalk.parallel import world
+from neuraltalk.train import data_parallel
 
 # when driver.py imported this module, about when the process started: a temporary
 # file older than that is no save of this run (see remove_stale_temporaries)
@@ -202,7 +203,7 @@ def run(params):
                 quiet.enter_context(redirect_stdout(quiet.enter_context(open(os.devnull, "w"))))
             return _run(params)
     except NeuralTalkError as e:
-        if not ranks.is_root and type(e).__name__ == "ParametersDiverged":
+        if not ranks.is_root and isinstance(e, data_parallel.ParametersDiverged):
             return 2  # every rank found it; rank 0 says so
         if ranks.size > 1 and not ranks.is_root:  # say which machine saw it
             raise NeuralTalkError("rank %d of %d (%s): %s" % (ranks.rank, ranks.size,
@@ -216,7 +217,15 @@ def run(params):
 def _run(params):
     ranks = world()
     rng = np.random.default_rng(params["seed"])
-    checkpoint = resume_from(params) if params["init_model_from"] else None
+    checkpoint = None
+    if params["init_model_from"] and ranks.size > 1:
+        # rank 0 reads it (it is where rank 0 wrote it) and sends it with the architecture
+        # flags it fixes; if rank 0 fails, its exit ends the job
+        checkpoint, resumed = ranks.bcast((resume_from(params), params) if ranks.is_root
+                                          else None)
+        params.update(resumed)
+    elif params["init_model_from"]:
+        checkpoint = resume_from(params)
     if params["do_grad_check"] and ranks.size > 1:
         raise NeuralTalkError("--do_grad_check 1 runs in one process: start it without mpirun")
     if not params["do_grad_check"] and ranks.is_root:
@@ -236,7 +245,6 @@ def _run(params):
         task = models.make_task(params, dataset, rng, vocab=vocab)
     check_vocabulary(task, dataset, params)
     if ranks.size > 1:
-        from neuraltalk.train import data_parallel
         task, nbytes = data_parallel.distribute(task, params, ranks, dataset)
         print(data_parallel.shares_line(ranks, params["batch_size"], nbytes))
     if task.check_features is not None:
@@ -362,8 +370,7 @@ def _run(params):
             is_last = it + 1 == max_iters
             if ((it + 1) % eval_period_iters == 0 and it < max_iters - 5) or is_last:
                 if ranks.size > 1:
-                    from neuraltalk.train.data_parallel import check_in_step
-                    check_in_step(ranks, model, it)
+                    data_parallel.check_in_step(ranks, model, it)
                 # on several ranks, every rank takes part and learns the score (see
                 # data_parallel.distribute), so all decide alike
                 result = task.validate(model)
