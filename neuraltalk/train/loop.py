@@ -5,7 +5,9 @@ line, evaluate on the validation split every `eval_period` epochs, keep the best
 as `cv/model_checkpoint_<dataset>_<host>_<fappend>_<perplexity>.p` (self-critical
 training, train/scst.py: the best validation CIDEr-D, `..._cider_d<value>.p`), write a status JSON
 now and then, and abort when the cost explodes (its moving average past twice the
-first batch's cost, or not finite). Unlike NeuralTalk the checkpoint also
+first batch's cost, or not finite). Under `mpirun -n K` the K ranks train one model
+data-parallel (train/data_parallel.py); rank 0 alone prints and writes files, and every
+validation compares a checksum of the ranks' parameters. Unlike NeuralTalk the checkpoint also
 holds the solver cache, the random state and the iteration, so `--init_model_from`
 resumes exactly, and Ctrl-C or SIGTERM writes an `_interrupted` checkpoint before exiting.
 
@@ -24,6 +26,7 @@ import socket
 import tempfile
 import threading
 import time
+from contextlib import ExitStack, redirect_stdout
 
 import numpy as np
 
@@ -33,6 +36,8 @@ from neuraltalk.atomic import atomic_write_text
 from neuraltalk.train.checkpoint import load_checkpoint, model_as, save_checkpoint
 from neuraltalk.data.dataset import load_dataset
 from neuraltalk.errors import NeuralTalkError
+from neuraltalk.parallel import world
+from neuraltalk.train import data_parallel
 
 # when driver.py imported this module, about when the process started: a temporary
 # file older than that is no save of this run (see remove_stale_temporaries)
@@ -191,17 +196,39 @@ def run(params):
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    ranks = world()
     try:
-        return _run(params)
+        with ExitStack() as quiet:
+            if not ranks.is_root:  # rank 0 speaks for the job; errors still go to stderr
+                quiet.enter_context(redirect_stdout(quiet.enter_context(open(os.devnull, "w"))))
+            return _run(params)
+    except NeuralTalkError as e:
+        if not ranks.is_root and isinstance(e, data_parallel.ParametersDiverged):
+            return 2  # every rank found it; rank 0 says so
+        if ranks.size > 1 and not ranks.is_root:  # say which machine saw it
+            raise NeuralTalkError("rank %d of %d (%s): %s" % (ranks.rank, ranks.size,
+                                                              socket.gethostname(), e)) from None
+        raise
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
 
 def _run(params):
+    ranks = world()
     rng = np.random.default_rng(params["seed"])
-    checkpoint = resume_from(params) if params["init_model_from"] else None
-    if not params["do_grad_check"]:
+    checkpoint = None
+    if params["init_model_from"] and ranks.size > 1:
+        # rank 0 reads it (it is where rank 0 wrote it) and sends it with the architecture
+        # flags it fixes; if rank 0 fails, its exit ends the job
+        checkpoint, resumed = ranks.bcast((resume_from(params), params) if ranks.is_root
+                                          else None)
+        params.update(resumed)
+    elif params["init_model_from"]:
+        checkpoint = resume_from(params)
+    if params["do_grad_check"] and ranks.size > 1:
+        raise NeuralTalkError("--do_grad_check 1 runs in one process: start it without mpirun")
+    if not params["do_grad_check"] and ranks.is_root:
         for flag in ("checkpoint_output_directory", "worker_status_output_directory"):
             remove_stale_temporaries(params[flag], PROCESS_START)
         check_output_folder(params["checkpoint_output_directory"],
@@ -217,6 +244,9 @@ def _run(params):
     else:
         task = models.make_task(params, dataset, rng, vocab=vocab)
     check_vocabulary(task, dataset, params)
+    if ranks.size > 1:
+        task, nbytes = data_parallel.distribute(task, params, ranks, dataset)
+        print(data_parallel.shares_line(ranks, params["batch_size"], nbytes))
     if task.check_features is not None:
         task.check_features()
     else:
@@ -278,6 +308,8 @@ def _run(params):
     }
 
     def write_checkpoint(path):
+        if not ranks.is_root:
+            return
         score = state["val_score"]
         save_checkpoint(path, {
             "it": state["it"], "epoch": state["epoch"], "model": model, "params": params,
@@ -331,19 +363,24 @@ def _run(params):
             state["history"].add_cost(it, total_cost, smooth_cost)
 
             now = time.time()
-            if now - last_status > 60:
+            if now - last_status > 60 and ranks.is_root:
                 last_status = now
                 write_status(params, host, state, it, max_iters, dt, smooth_ppl2)
 
             is_last = it + 1 == max_iters
             if ((it + 1) % eval_period_iters == 0 and it < max_iters - 5) or is_last:
+                if ranks.size > 1:
+                    data_parallel.check_in_step(ranks, model, it)
+                # on several ranks, every rank takes part and learns the score (see
+                # data_parallel.distribute), so all decide alike
                 result = task.validate(model)
                 score = {k: result[k] for k in ("name", "value", "lower_is_better")}
                 score["value"] = float(score["value"])
                 state["val_score"] = score
                 state["history"].add_validation(it, score["value"])
                 print("validation: %s" % result["summary"], flush=True)
-                write_status(params, host, state, it, max_iters, dt, smooth_ppl2)
+                if ranks.is_root:
+                    write_status(params, host, state, it, max_iters, dt, smooth_ppl2)
                 # both flags are refused by driver.py for models not validated by perplexity
                 if 0 < params["min_ppl_or_abort"] < score["value"]:
                     print("aborting: validation perplexity %.2f is above --min_ppl_or_abort %.2f"
@@ -356,7 +393,8 @@ def _run(params):
                     path = checkpoint_path(params, host, score)
                     write_checkpoint(path)
                     previous = state["best_path"]
-                    if previous and previous != path and not params["keep_all_checkpoints"]:
+                    if (previous and previous != path and not params["keep_all_checkpoints"]
+                            and ranks.is_root):
                         remove_quietly(previous)
                     state["best_path"] = path
     except KeyboardInterrupt as e:
