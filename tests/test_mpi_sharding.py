@@ -191,6 +191,24 @@ def test_an_error_on_one_rank_is_one_line_and_writes_nothing(mpirun, demo_pictur
     assert _bytes(folder) == {}
 
 
+@pytest.mark.parametrize("case", ["unreadable", "shard"])
+def test_an_error_every_rank_meets_is_said_once_by_rank_0(mpirun, tmp_path, case):
+    for n in range(3):
+        (tmp_path / ("%d.png" % n)).write_bytes(b"not an image")
+    flags = ["--cnn", "shapes-extractor", "--batch_size", "1"]
+    flags += ["--shard", "1/2"] if case == "shard" else []
+    done = mpirun(2, ["python", "-m", "neuraltalk.features", str(tmp_path)] + flags)
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [{
+        "unreadable": "error: none of the 3 images in %s could be read (see the warnings "
+                      "above); nothing was written" % tmp_path,
+        "shard": "error: --shard runs one part as its own job: run it without mpirun, or "
+                 "run mpirun without --shard"}[case]]
+    assert "MPI_ABORT" not in done.stderr
+    assert _bytes(tmp_path) == {} and not os.path.exists(tmp_path / "feature_parts")
+
+
 # --- evaluation ---------------------------------------------------------------------------
 
 class _ThreadRanks:

@@ -239,7 +239,6 @@ def test_multicrop_regions_train_the_alignment_model_and_feed_the_mrf(shapes_roo
         img["filepath"] = os.path.join(shapes_root, "shapes", "images")
     json.dump({"dataset": "mini", "images": images}, open(folder / "dataset.json", "w"))
     from neuraltalk import features
-    from neuraltalk.cnn import extract
     assert features.main([str(folder), "--cnn", "shapes-extractor", "--regions",
                          "multicrop"]) == 0
     cv = tmp_path / "cv"

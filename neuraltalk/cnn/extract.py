@@ -243,14 +243,18 @@ def extract_folder(args):
     an error, or a rank that dies, leaves DIR as it was."""
     from neuraltalk.cnn import shards
     from neuraltalk.parallel import collectively, world
-    if getattr(args, "merge_shards", None) is not None:
-        return shards.merge_parts(args.folder, args.merge_shards, args.cnn)
     w = world()
     shard = getattr(args, "shard", None)
-    if shard is not None and w.size > 1:
-        raise NeuralTalkError("--shard runs one part as its own job: run it without mpirun, "
-                              "or run mpirun without --shard")
-    job = collectively(w, lambda: plan_folder(args))
+    if getattr(args, "merge_shards", None) is not None:
+        # reading the parts and writing the files is rank 0's, if this is an MPI job
+        return shards.merge_parts(args.folder, args.merge_shards, args.cnn) if w.is_root else 0
+
+    def plan():
+        if shard is not None and w.size > 1:
+            raise NeuralTalkError("--shard runs one part as its own job: run it without "
+                                  "mpirun, or run mpirun without --shard")
+        return plan_folder(args)
+    job = collectively(w, plan)
     if shard is not None:
         index, count = shards.parse_shard(shard)
         start, stop = batch_share(len(job.names), job.batch_size, index - 1, count)
@@ -259,6 +263,9 @@ def extract_folder(args):
     prefix = "rank %d/%d: " % (w.rank, w.size) if w.size > 1 else ""
     share = collectively(w, lambda: extract_share(job, start, stop, prefix))
     shares = w.gather(share)
+    # what the ranks could not read decides, on every rank, whether there is a result
+    bad = [n for part in w.allgather(share["bad"]) for n in part]
+    collectively(w, lambda: check_readable(job, bad))
     if not w.is_root:
         return 0
     return write_folder(job, combine(shares))
@@ -332,6 +339,17 @@ def combine(shares):
     return combined
 
 
+def check_readable(job, bad):
+    """Refuse a result without the images `bad` that could not be read: any image of a
+    dataset.json, or all of them."""
+    if job.tasks is None and bad:
+        raise NeuralTalkError("%s lists images that cannot be read: %s" % (
+            job.dataset_json, ", ".join(os.path.join(job.folder, n) for n in bad[:5])))
+    if len(set(bad)) == len(job.names):
+        raise NeuralTalkError("none of the %d images in %s could be read (see the warnings "
+                              "above); nothing was written" % (len(job.names), job.folder))
+
+
 def write_folder(job, share):
     """Write what `python -m neuraltalk.features` writes for the job's images, from their
     arrays (`combine`d): tasks.txt (unless DIR has a dataset.json), vgg_feats.mat,
@@ -339,13 +357,8 @@ def write_folder(job, share):
     from neuraltalk.atomic import atomic_write_text
     from neuraltalk.data.regions import save_regions
     folder, feats = job.folder, share["feats"]
+    check_readable(job, share["bad"])
     bad = set(share["bad"])
-    if job.tasks is None and bad:
-        raise NeuralTalkError("%s lists images that cannot be read: %s" % (
-            job.dataset_json, ", ".join(os.path.join(folder, n) for n in share["bad"][:5])))
-    if len(bad) == len(job.names):
-        raise NeuralTalkError("none of the %d images in %s could be read (see the warnings "
-                              "above); nothing was written" % (len(job.names), folder))
     kept = [n for n in job.names if n not in bad]
     if job.tasks is not None:
         atomic_write_text(job.tasks, "".join(n + "\n" for n in kept))
