@@ -18,7 +18,7 @@ from neuraltalk.captions.decoding import caption_text, decode_in_batches
 from neuraltalk.errors import NeuralTalkError
 from neuraltalk.metrics import COCO_KEYS, score_captions
 from neuraltalk.models import captioning, is_generator, module_of
-from neuraltalk.parallel import world
+from neuraltalk.parallel import collectively, world
 from neuraltalk.captions.report import (write_attention_strip, write_evaluation_page,
                                         write_json)
 from neuraltalk.train.runs import output_folder
@@ -113,7 +113,6 @@ def decode_share(model, params, dataset, regions, ids, beam_size, ranks):
     contiguous block of whole DECODE_BATCH batches (World.share over the batches), so every
     image is decoded in the same batch as by one process, and rank 0 gets every beam, in
     order (the other ranks None)."""
-    from neuraltalk.parallel import collectively
     first, last = ranks.share(-(-len(ids) // DECODE_BATCH))
     own = ids[first * DECODE_BATCH:last * DECODE_BATCH]
     prefix = "rank %d/%d: " % (ranks.rank, ranks.size) if ranks.size > 1 else ""

@@ -253,10 +253,11 @@ def extract_folder(args):
         if shard is not None and w.size > 1:
             raise NeuralTalkError("--shard runs one part as its own job: run it without "
                                   "mpirun, or run mpirun without --shard")
-        return plan_folder(args)
-    job = collectively(w, plan)
-    if shard is not None:
-        index, count = shards.parse_shard(shard)
+        part = shards.parse_shard(shard) if shard is not None else None
+        return plan_folder(args), part
+    job, part = collectively(w, plan)
+    if part is not None:
+        index, count = part
         start, stop = batch_share(len(job.names), job.batch_size, index - 1, count)
         return shards.write_part(job, index, count, extract_share(job, start, stop))
     start, stop = batch_share(len(job.names), job.batch_size, w.rank, w.size)
@@ -379,6 +380,7 @@ def write_folder(job, share):
         print("wrote %s: a grid of %d cells of %d-d features per image"
               % (regions_h5, g_feats.shape[1], g_feats.shape[2]))
     return 0
+
 
 def list_images(folder, dataset_json, tasks):
     """The images' paths relative to `folder`: dataset.json's in imgid order when `tasks` is
