@@ -112,6 +112,19 @@ def test_merge_with_a_part_missing_is_refused_and_writes_nothing(demo_pictures, 
     assert _bytes(folder) == {}
 
 
+def test_merge_of_a_damaged_part_is_refused_on_one_line(demo_pictures, tmp_path, capsys):
+    folder = _photo_folder(demo_pictures, tmp_path / "parts")
+    assert features.main([str(folder), "--cnn", "shapes-extractor", "--shard", "1/2"]) == 0
+    (folder / "feature_parts" / "part-2-of-2.npz").write_bytes(b"half a zip file")
+    capsys.readouterr()
+    assert features.main([str(folder), "--merge_shards", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("error: %s is not a readable part file of python -m neuraltalk.features "
+                   "--shard: make it again with --shard 2/2\n"
+                   % (folder / "feature_parts" / "part-2-of-2.npz"))
+    assert _bytes(folder) == {}
+
+
 @pytest.mark.parametrize("change", ["regions", "images", "cnn"])
 def test_merge_of_parts_made_differently_is_refused(demo_pictures, tmp_path, capsys, change):
     folder = _photo_folder(demo_pictures, tmp_path / "parts")

@@ -246,6 +246,9 @@ def extract_folder(args):
     w = world()
     shard = getattr(args, "shard", None)
     if getattr(args, "merge_shards", None) is not None:
+        if shard is not None:
+            raise NeuralTalkError("--shard makes a part, --merge_shards merges them: give "
+                                  "one of them")
         # reading the parts and writing the files is rank 0's, if this is an MPI job
         return shards.merge_parts(args.folder, args.merge_shards, args.cnn) if w.is_root else 0
 

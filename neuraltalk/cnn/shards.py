@@ -16,11 +16,11 @@ import hashlib
 import json
 import os
 import re
+import zipfile
 
 import numpy as np
 
-from neuraltalk.cnn.extract import (DEFAULT_CNN, MULTICROP, Job, batch_share, combine,
-                                    write_folder)
+from neuraltalk.cnn.extract import MULTICROP, Job, batch_share, combine, write_folder
 from neuraltalk.errors import NeuralTalkError
 
 PARTS_FOLDER = "feature_parts"
@@ -86,10 +86,11 @@ def read_part(path, index, count):
         with np.load(path, allow_pickle=False) as data:
             manifest = json.loads(str(data["manifest"]))
             arrays = {k: data[k] for k in data.files if k != "manifest"}
-    except (OSError, ValueError, KeyError) as e:
-        raise NeuralTalkError("cannot read %s (%s): make it again with python -m "
-                              "neuraltalk.features DIR --shard %d/%d"
-                              % (path, e, index, count)) from None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        # not the message of np.load, which would suggest loading the file unsafely
+        raise NeuralTalkError("%s is not a readable part file of python -m neuraltalk."
+                              "features --shard: make it again with --shard %d/%d"
+                              % (path, index, count)) from None
     if manifest.get("format") != FORMAT or (manifest.get("part"), manifest.get("parts")) != (
             index, count):
         raise NeuralTalkError("%s is not part %d of %d of this project's feature parts: make "
@@ -134,7 +135,7 @@ def merge_parts(folder, count, cnn=None):
             raise NeuralTalkError("%s does not hold the images part %d of %d should: make it "
                                   "again with --shard %d/%d" % (paths[i], i + 1, count, i + 1,
                                                                 count))
-    job = Job(folder, first["names"], first["cnn"] or DEFAULT_CNN, first["weights"], None,
+    job = Job(folder, first["names"], first["cnn"], first["weights"], None,
               os.path.join(folder, "dataset.json") if first["source"] == "dataset.json" else None,
               os.path.join(folder, "tasks.txt") if first["source"] == "tasks.txt" else None,
               None, first["regions"], first["grid"], first["batch_size"])
