@@ -9,7 +9,8 @@ from neuraltalk.cnn import extract
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=extract.__doc__,
+    p = argparse.ArgumentParser(prog="python -m neuraltalk.features",
+                                description=extract.__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folder", help="folder of images")
     p.add_argument("--cnn", default=None, choices=extract.CNNS,
