@@ -5,6 +5,10 @@ Caption generators: BLEU-1..4, METEOR, ROUGE-L, CIDEr-D, perplexity; writes
 result_struct.json and result.html. Alignment models (--model brnn): image-sentence
 retrieval R@1/5/10 and median rank; writes retrieval.json. With --retrieval, a caption
 generator does the same retrieval, ranking by each sentence's likelihood given the image.
+
+`mpirun -n K python eval_sentence_predictions.py ...` shares the work across K ranks (the
+images to caption, or the alignment model's sentences to score); rank 0 alone prints and
+writes, the same files as one process.
 """
 import argparse
 import os
@@ -40,9 +44,13 @@ def evaluate(args):
     from neuraltalk.models import is_generator
     from neuraltalk.train.checkpoint import load_checkpoint
     from neuraltalk.train.runs import checkpoint_file, output_folder
-    check_max_images(args.max_images)
-    path = checkpoint_file(args.checkpoint_path)
-    checkpoint = load_checkpoint(path)
+    from neuraltalk.parallel import collectively, world
+
+    def load():  # on every rank of an MPI job; a bad path is reported once, by rank 0
+        check_max_images(args.max_images)
+        path = checkpoint_file(args.checkpoint_path)
+        return path, load_checkpoint(path)
+    path, checkpoint = collectively(world(), load)
     if is_generator(checkpoint["params"]) and args.retrieval:
         from neuraltalk.captions.retrieval import evaluate_retrieval
         return evaluate_retrieval(path, args.split, args.max_images, args.out, args.data_root)

@@ -12,13 +12,40 @@ from neuraltalk.errors import NeuralTalkError
 
 def run_reporting_errors(function, *args, **kwargs):
     """Run a command's work: its exit code (0 unless it returns an int), or 2 after
-    printing `error: <message>` for a NeuralTalkError."""
+    printing `error: <message>` for a NeuralTalkError. On a rank of an MPI job, an error
+    that every rank met (parallel.collectively) is printed by rank 0 alone; one that only
+    this rank met, or a crash, ends the whole job (MPI_Abort), as the other ranks would
+    otherwise wait for this one forever."""
     try:
         code = function(*args, **kwargs)
     except NeuralTalkError as e:
-        print("error: %s" % e, file=sys.stderr)
+        ranks = _world()
+        if ranks is not None and not getattr(e, "every_rank", False):
+            print("error: rank %d of %d: %s" % (ranks.rank, ranks.size, e), file=sys.stderr,
+                  flush=True)
+            ranks.abort(2)
+        if ranks is None or ranks.is_root:
+            print("error: %s" % e, file=sys.stderr)
         return 2
+    except Exception:
+        ranks = _world()
+        if ranks is not None:
+            import traceback
+            traceback.print_exc()
+            sys.stderr.flush()
+            ranks.abort(1)
+        raise
     return code if isinstance(code, int) else 0
+
+
+def _world():
+    """This MPI job's World when it has more than one rank, else None."""
+    from neuraltalk.parallel import world
+    try:
+        ranks = world()
+    except NeuralTalkError:  # started by mpirun without mpi4py: no job to end
+        return None
+    return ranks if ranks.size > 1 else None
 
 
 def add_checkpoint(parser, help="a checkpoint written by driver.py or NeuralTalk, or a "

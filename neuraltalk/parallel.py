@@ -76,6 +76,28 @@ def shard_range(count, rank, size):
     return start, start + base + (1 if rank < extra else 0)
 
 
+def collectively(world, work):
+    """work() on every rank of `world`. When it raises a NeuralTalkError on any rank, every
+    rank raises it (marked `every_rank`, so that rank 0 alone reports it): no rank is left
+    waiting in a collective for one that gave up."""
+    if world.size == 1:
+        return work()
+    try:
+        result, error = work(), None
+    except NeuralTalkError as e:
+        result, error = None, str(e)
+    errors = world.allgather(error)
+    failed = [(rank, e) for rank, e in enumerate(errors) if e is not None]
+    if failed:
+        rank, message = failed[0]
+        same = len(failed) == world.size and all(e == message for _, e in failed)
+        error = NeuralTalkError(message if same else "rank %d of %d: %s"
+                                % (rank, world.size, message))
+        error.every_rank = True
+        raise error
+    return result
+
+
 def launched_by_mpi(environ=None):
     environ = os.environ if environ is None else environ
     return any(name in environ for name in LAUNCHER_VARIABLES)

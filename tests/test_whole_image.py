@@ -204,9 +204,10 @@ def plain_photos(shapes_root, tmp_path):
 def test_multicrop_writes_the_whole_image_and_its_crops_through_the_same_cnn(plain_photos):
     import scipy.io
     from PIL import Image
+    from neuraltalk import features
     from neuraltalk.cnn import extract
     from neuraltalk.demo import extractor
-    assert extract.main([str(plain_photos), "--cnn", "shapes-extractor",
+    assert features.main([str(plain_photos), "--cnn", "shapes-extractor",
                          "--regions", "multicrop"]) == 0
     names = open(plain_photos / "tasks.txt").read().split()
     whole = scipy.io.loadmat(str(plain_photos / "vgg_feats.mat"))["feats"].T
@@ -238,8 +239,8 @@ def test_multicrop_regions_train_the_alignment_model_and_feed_the_mrf(shapes_roo
         img["imgid"] = n
         img["filepath"] = os.path.join(shapes_root, "shapes", "images")
     json.dump({"dataset": "mini", "images": images}, open(folder / "dataset.json", "w"))
-    from neuraltalk.cnn import extract
-    assert extract.main([str(folder), "--cnn", "shapes-extractor", "--regions",
+    from neuraltalk import features
+    assert features.main([str(folder), "--cnn", "shapes-extractor", "--regions",
                          "multicrop"]) == 0
     cv = tmp_path / "cv"
     assert driver.main(["--dataset", str(folder), "--model", "brnn",

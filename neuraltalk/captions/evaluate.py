@@ -18,6 +18,7 @@ from neuraltalk.captions.decoding import caption_text, decode_in_batches
 from neuraltalk.errors import NeuralTalkError
 from neuraltalk.metrics import COCO_KEYS, score_captions
 from neuraltalk.models import captioning, is_generator, module_of
+from neuraltalk.parallel import collectively, world
 from neuraltalk.captions.report import (write_attention_strip, write_evaluation_page,
                                         write_json)
 from neuraltalk.train.runs import output_folder
@@ -26,7 +27,9 @@ from neuraltalk.train.runs import output_folder
 def evaluate_checkpoint(checkpoint_path, split="test", max_images=-1, beam_size=1,
                         out=None, data_root=None, with_meteor=True, checkpoint=None):
     """Caption a split with a generator checkpoint (read from checkpoint_path unless given)
-    and score it; write result_struct.json and result.html into `out`."""
+    and score it; write result_struct.json and result.html into `out`. On the ranks of an
+    MPI job the images are split across the ranks (decode_share) and rank 0 alone scores,
+    prints and writes (the other ranks return None)."""
     check_max_images(max_images)
     checkpoint = checkpoint or load_checkpoint(checkpoint_path)
     params = checkpoint["params"]
@@ -49,17 +52,9 @@ def evaluate_checkpoint(checkpoint_path, split="test", max_images=-1, beam_size=
     if max_images > 0:
         images = images[:max_images]
     ids = [img["imgid"] for img in images]
-    t0 = time.time()
-
-    def progress(done, total):
-        rate = done / max(1e-9, time.time() - t0)
-        print("captioned %d/%d images (%.0f images/s)" % (done, total, rate), flush=True)
-
-    region_rows = None if regions is None else (
-        lambda index: regions.rows(np.asarray(ids)[index]))
-    beams = list(decode_in_batches(model, params, _Rows(dataset.features, ids), beam_size,
-                                   progress=progress, regions=region_rows,
-                                   return_weights=regions is not None))
+    beams = decode_share(model, params, dataset, regions, ids, beam_size, world())
+    if beams is None:  # a rank of an MPI job other than 0: its captions are on rank 0
+        return None
     ixtoword = checkpoint["ixtoword"]
     candidates = {i: caption_text(ixtoword, b[0][1]) for i, b in zip(ids, beams)}
     references = {img["imgid"]: [" ".join(s["tokens"]) for s in img["sentences"]]
@@ -111,6 +106,33 @@ def evaluate_checkpoint(checkpoint_path, split="test", max_images=-1, beam_size=
     print_table(corpus, summary, notes)
     print("wrote %s and %s" % (json_path, html_path))
     return result
+
+
+def decode_share(model, params, dataset, regions, ids, beam_size, ranks):
+    """Beam search of the images `ids`; on the ranks of an MPI job, each rank decodes a
+    contiguous block of whole DECODE_BATCH batches (World.share over the batches), so every
+    image is decoded in the same batch as by one process, and rank 0 gets every beam, in
+    order (the other ranks None)."""
+    first, last = ranks.share(-(-len(ids) // DECODE_BATCH))
+    own = ids[first * DECODE_BATCH:last * DECODE_BATCH]
+    prefix = "rank %d/%d: " % (ranks.rank, ranks.size) if ranks.size > 1 else ""
+    t0 = time.time()
+
+    def progress(done, total):
+        rate = done / max(1e-9, time.time() - t0)
+        print("%scaptioned %d/%d images (%.0f images/s)" % (prefix, done, total, rate),
+              flush=True)
+
+    region_rows = None if regions is None else (
+        lambda index: regions.rows(np.asarray(own)[index]))
+    beams = collectively(ranks, lambda: list(decode_in_batches(
+        model, params, _Rows(dataset.features, own), beam_size, batch_size=DECODE_BATCH,
+        progress=progress, regions=region_rows, return_weights=regions is not None)))
+    shares = ranks.gather(beams)
+    return None if shares is None else [b for share in shares for b in share]
+
+
+DECODE_BATCH = 256  # images per beam search batch
 
 
 def with_references(images, split):

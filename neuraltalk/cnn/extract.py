@@ -19,19 +19,27 @@ centre), each through the same CNN, so regions.h5 can be made from plain photos.
 (boxes = the cells, in the image's pixels), the annotation vectors of Show, Attend and
 Tell (`--generator attention`): VGG-16's conv5_3 (14 x 14 x 512), EfficientNet-Lite0's
 final map (7 x 7 x 1280). The whole-image features are written as without --grid.
+
+On several machines: `mpirun -n K python -m neuraltalk.features DIR ...` splits the images
+across the K ranks in contiguous blocks of whole batches; rank 0 gathers the features in
+order and writes the same files, byte for byte, as one process. Without MPI between the
+machines, `--shard I/K` extracts part I of K as a job of its own (into
+DIR/feature_parts/part-I-of-K.npz) and `--merge_shards K` writes the folder's files from
+the K parts, again the same bytes as one process.
 """
-import argparse
 import json
 import os
 import sys
 import time
+from collections import namedtuple
 
 import numpy as np
 
-from neuraltalk.cli import run_reporting_errors
 from neuraltalk.errors import NeuralTalkError
 
 CNNS = ("efficientnet-lite0", "vgg16", "shapes-extractor")
+DEFAULT_CNN = CNNS[0]
+PROGRESS_SECONDS = 10  # between the progress lines of a rank of an MPI job
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
@@ -96,13 +104,15 @@ def check_batch_size(batch_size):
         raise NeuralTalkError("--batch_size must be at least 1, got %d" % batch_size)
 
 
-def run(extractor, paths, batch_size=16, progress=True, grid=False):
+def run(extractor, paths, batch_size=16, progress=True, grid=False, prefix=""):
     """Features of every readable image, and the paths that could not be read; with grid,
-    (features, grid cells, cell boxes) in place of the features."""
+    (features, grid cells, cell boxes) in place of the features. With a `prefix` (a rank
+    of an MPI job), progress is a prefixed line every PROGRESS_SECONDS, as the ranks'
+    outputs interleave and a carriage return would overwrite another rank's line."""
     from neuraltalk.cnn.images import open_rgb
     check_batch_size(batch_size)
     out, bad = [], []
-    t0 = time.time()
+    t0 = last = time.time()
     done = 0
     for start in range(0, len(paths), batch_size):
         images = []
@@ -110,16 +120,21 @@ def run(extractor, paths, batch_size=16, progress=True, grid=False):
             try:
                 images.append(open_rgb(path))
             except NeuralTalkError as e:
-                print("warning: %s; skipping it" % e, file=sys.stderr)
+                print("%swarning: %s; skipping it" % (prefix, e), file=sys.stderr)
                 bad.append(path)
         if images:
             out.append(extractor.features_and_grid(images) if grid
                        else extractor.features(images))
         done += len(images)
         if progress:
-            rate = done / max(1e-9, time.time() - t0)
-            print("\r%d/%d images, %.1f images/s" % (done, len(paths), rate), end="", flush=True)
-    if progress:
+            now = time.time()
+            line = "%d/%d images, %.1f images/s" % (done, len(paths), done / max(1e-9, now - t0))
+            if not prefix:
+                print("\r" + line, end="", flush=True)
+            elif now - last >= PROGRESS_SECONDS or start + batch_size >= len(paths):
+                print(prefix + line, flush=True)
+                last = now
+    if progress and not prefix:
         print()
     if grid:
         if not out:
@@ -214,77 +229,159 @@ def region_features(extractor, paths, boxes_by_name, boxes_file="--regions"):
     return feats, boxes, counts
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("folder", help="folder of images")
-    p.add_argument("--cnn", default="efficientnet-lite0", choices=CNNS)
-    p.add_argument("--weights", default=None,
-                   help="weights file (vgg16: the Keras .h5 or an .npz; efficientnet-lite0: "
-                        "the package's .pth by default)")
-    p.add_argument("--regions", default=None,
-                   help="also write regions.h5: a JSON of boxes per image file name, or "
-                        "'multicrop' for the whole image plus fixed crops of each")
-    p.add_argument("--grid", action="store_true",
-                   help="also write the last convolutional map as regions.h5 (one region "
-                        "per cell), for --generator attention")
-    p.add_argument("--batch_size", type=int, default=16)
-    args = p.parse_args(argv)
-    return run_reporting_errors(extract_folder, args)
+# What extract_folder works on: the folder's images and what to compute for each, the same
+# on every rank and in every part of a sharded job (a merge rebuilds it from the parts).
+Job = namedtuple("Job", "folder names cnn weights extractor dataset_json tasks boxes "
+                        "regions grid batch_size")
 
 
 def extract_folder(args):
-    """Everything is computed before anything is written, so an error leaves DIR as it was."""
-    from neuraltalk.atomic import atomic_write_text
+    """python -m neuraltalk.features DIR: in one process; on every rank of an MPI job (each
+    extracts its block of whole batches, rank 0 gathers them in order and writes); as part
+    I of K of independent jobs (--shard I/K, neuraltalk/cnn/shards.py); or the merge of
+    those parts (--merge_shards K). Everything is computed before anything is written, so
+    an error, or a rank that dies, leaves DIR as it was."""
+    from neuraltalk.cnn import shards
+    from neuraltalk.parallel import collectively, world
+    w = world()
+    shard = getattr(args, "shard", None)
+    if getattr(args, "merge_shards", None) is not None:
+        if shard is not None:
+            raise NeuralTalkError("--shard makes a part, --merge_shards merges them: give "
+                                  "one of them")
+        # reading the parts and writing the files is rank 0's, if this is an MPI job
+        return shards.merge_parts(args.folder, args.merge_shards, args.cnn) if w.is_root else 0
+
+    def plan():
+        if shard is not None and w.size > 1:
+            raise NeuralTalkError("--shard runs one part as its own job: run it without "
+                                  "mpirun, or run mpirun without --shard")
+        part = shards.parse_shard(shard) if shard is not None else None
+        return plan_folder(args), part
+    job, part = collectively(w, plan)
+    if part is not None:
+        index, count = part
+        start, stop = batch_share(len(job.names), job.batch_size, index - 1, count)
+        return shards.write_part(job, index, count, extract_share(job, start, stop))
+    start, stop = batch_share(len(job.names), job.batch_size, w.rank, w.size)
+    prefix = "rank %d/%d: " % (w.rank, w.size) if w.size > 1 else ""
+    share = collectively(w, lambda: extract_share(job, start, stop, prefix))
+    shares = w.gather(share)
+    # what the ranks could not read decides, on every rank, whether there is a result
+    bad = [n for part in w.allgather(share["bad"]) for n in part]
+    collectively(w, lambda: check_readable(job, bad))
+    if not w.is_root:
+        return 0
+    return write_folder(job, combine(shares))
+
+
+def plan_folder(args):
+    """The Job of `python -m neuraltalk.features DIR ...`, every flag checked, the CNN
+    loaded: nothing is computed yet."""
     folder = args.folder
     if not os.path.isdir(folder):
         raise NeuralTalkError("%s is not a folder of images" % folder)
     check_batch_size(args.batch_size)
-    extractor = Extractor(args.cnn, args.weights)
+    cnn = args.cnn or DEFAULT_CNN
+    extractor = Extractor(cnn, args.weights)
     dataset_json = os.path.join(folder, "dataset.json")
-    tasks = None if os.path.exists(dataset_json) else os.path.join(folder, "tasks.txt")
+    if not os.path.exists(dataset_json):
+        dataset_json = None
+    tasks = None if dataset_json else os.path.join(folder, "tasks.txt")
     names = list_images(folder, dataset_json, tasks)
-    paths = [os.path.join(folder, n) for n in names]
     multicrop = args.regions == MULTICROP
-    boxes = (read_boxes(args.regions, {os.path.basename(p) for p in paths})
+    boxes = (read_boxes(args.regions, {os.path.basename(n) for n in names})
              if args.regions and not multicrop else None)
     grid = getattr(args, "grid", False)
     if grid and args.regions:
         raise NeuralTalkError("--grid and --regions both write regions.h5: give one of them")
     if grid and not hasattr(extractor.module, "feature_map"):
         raise NeuralTalkError("--grid needs a convolutional map: use --cnn vgg16 or "
-                              "efficientnet-lite0, not %s" % args.cnn)
-    feats, bad = run(extractor, paths, args.batch_size, grid=grid)
-    if grid:
-        feats, g_feats, g_boxes = feats
-    if tasks is None and bad:
-        raise NeuralTalkError("%s lists images that cannot be read: %s"
-                              % (dataset_json, ", ".join(bad[:5])))
-    if len(bad) == len(paths):
-        raise NeuralTalkError("none of the %d images in %s could be read (see the warnings "
-                              "above); nothing was written" % (len(paths), folder))
+                              "efficientnet-lite0, not %s" % cnn)
+    return Job(folder, names, cnn, args.weights, extractor, dataset_json, tasks, boxes,
+               args.regions, grid, args.batch_size)
+
+
+def batch_share(count, batch_size, rank, size):
+    """The images [start, stop) of rank `rank` of `size`: a contiguous block of whole
+    batches (parallel.shard_range over the batches), so every image goes through the CNN
+    in the same batch as in one process, and the features are the same bytes."""
+    from neuraltalk.parallel import shard_range
+    first, last = shard_range(-(-count // batch_size), rank, size)
+    return min(count, first * batch_size), min(count, last * batch_size)
+
+
+def extract_share(job, start, stop, prefix=""):
+    """The arrays of images [start, stop) of the job: a dict of `bad` (the names that could
+    not be read), `feats` (one row per readable image) and, with --grid, `grid_feats` and
+    `grid_boxes`, with --regions, `region_feats`, `region_boxes` and `region_counts`."""
+    names = job.names[start:stop]
+    paths = [os.path.join(job.folder, n) for n in names]
+    out, bad = run(job.extractor, paths, job.batch_size, grid=job.grid, prefix=prefix)
     bad = set(bad)
-    kept = [n for n, p in zip(names, paths) if p not in bad]
-    paths = [p for p in paths if p not in bad]
-    if boxes is not None or multicrop:
-        r_feats, r_boxes, counts = region_features(extractor, paths, boxes, args.regions)
-    if tasks is not None:
-        atomic_write_text(tasks, "".join(n + "\n" for n in kept))
-        print("wrote %s (%d images)" % (tasks, len(kept)))
+    share = {"bad": [n for n, p in zip(names, paths) if p in bad]}
+    if job.grid:
+        share["feats"], share["grid_feats"], share["grid_boxes"] = out
+    else:
+        share["feats"] = out
+    if job.regions and not job.grid:
+        kept = [p for p in paths if p not in bad]
+        (share["region_feats"], share["region_boxes"],
+         share["region_counts"]) = region_features(job.extractor, kept, job.boxes, job.regions)
+    return share
+
+
+def combine(shares):
+    """One share of all the images from the shares of consecutive blocks, in order."""
+    combined = {"bad": [n for s in shares for n in s["bad"]]}
+    for key in shares[0]:
+        if key != "bad":
+            parts = [s[key] for s in shares if s[key] is not None and len(s[key])]
+            combined[key] = np.concatenate(parts) if parts else None
+    if combined["feats"] is None:
+        combined["feats"] = shares[0]["feats"]  # (0, D): nothing could be read
+    return combined
+
+
+def check_readable(job, bad):
+    """Refuse a result without the images `bad` that could not be read: any image of a
+    dataset.json, or all of them."""
+    if job.tasks is None and bad:
+        raise NeuralTalkError("%s lists images that cannot be read: %s" % (
+            job.dataset_json, ", ".join(os.path.join(job.folder, n) for n in bad[:5])))
+    if len(set(bad)) == len(job.names):
+        raise NeuralTalkError("none of the %d images in %s could be read (see the warnings "
+                              "above); nothing was written" % (len(job.names), job.folder))
+
+
+def write_folder(job, share):
+    """Write what `python -m neuraltalk.features` writes for the job's images, from their
+    arrays (`combine`d): tasks.txt (unless DIR has a dataset.json), vgg_feats.mat,
+    features.json, and regions.h5 with --regions or --grid."""
+    from neuraltalk.atomic import atomic_write_text
+    from neuraltalk.data.regions import save_regions
+    folder, feats = job.folder, share["feats"]
+    check_readable(job, share["bad"])
+    bad = set(share["bad"])
+    kept = [n for n in job.names if n not in bad]
+    if job.tasks is not None:
+        atomic_write_text(job.tasks, "".join(n + "\n" for n in kept))
+        print("wrote %s (%d images)" % (job.tasks, len(kept)))
     path = save_feature_file(folder, feats)
     atomic_write_text(os.path.join(folder, "features.json"),
-                      json.dumps({"cnn": args.cnn, "weights": args.weights}))
-    print("wrote %s: %d x %d features from %s" % (path, feats.shape[1], len(feats), args.cnn))
-    if boxes is not None or multicrop:
-        from neuraltalk.data.regions import save_regions
-        save_regions(os.path.join(folder, "regions.h5"), r_feats, r_boxes, counts)
-        print("wrote %s: %d regions" % (os.path.join(folder, "regions.h5"), int(counts.sum())))
-    if grid:
-        from neuraltalk.data.regions import save_regions
-        save_regions(os.path.join(folder, "regions.h5"), g_feats, g_boxes,
+                      json.dumps({"cnn": job.cnn, "weights": job.weights}))
+    print("wrote %s: %d x %d features from %s" % (path, feats.shape[1], len(feats), job.cnn))
+    regions_h5 = os.path.join(folder, "regions.h5")
+    if job.regions:
+        counts = share["region_counts"]
+        save_regions(regions_h5, share["region_feats"], share["region_boxes"], counts)
+        print("wrote %s: %d regions" % (regions_h5, int(counts.sum())))
+    if job.grid:
+        g_feats = share["grid_feats"]
+        save_regions(regions_h5, g_feats, share["grid_boxes"],
                      np.full(len(g_feats), g_feats.shape[1], np.int32), grid=True)
         print("wrote %s: a grid of %d cells of %d-d features per image"
-              % (os.path.join(folder, "regions.h5"), g_feats.shape[1], g_feats.shape[2]))
+              % (regions_h5, g_feats.shape[1], g_feats.shape[2]))
     return 0
 
 
@@ -303,6 +400,3 @@ def list_images(folder, dataset_json, tasks):
         raise NeuralTalkError("no images in %s" % folder)
     return names
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -219,4 +219,13 @@ def save_features_mat(path, feats):
         raise NeuralTalkError(
             "%s: %.1f GB of features do not fit a MATLAB v5 file (2 GB at most); "
             "write .npy instead" % (path, feats.nbytes / 1e9))
-    atomic_write(path, lambda f: scipy.io.savemat(f, {"feats": feats.T}, do_compression=False))
+    def write(f):
+        scipy.io.savemat(f, {"feats": feats.T}, do_compression=False)
+        # the header's text says when the file was made; a fixed one makes the same
+        # features the same bytes (one process or the ranks of an MPI job, any day)
+        f.seek(0)
+        f.write(MAT_HEADER_TEXT)
+    atomic_write(path, write)
+
+
+MAT_HEADER_TEXT = b"MATLAB 5.0 MAT-file, written by neuraltalk".ljust(116)  # v5: 116 bytes

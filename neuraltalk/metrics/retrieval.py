@@ -31,3 +31,23 @@ def recall_table(i2t, t2i):
     return {name: {"R@1": float(np.mean(r <= 1)), "R@5": float(np.mean(r <= 5)),
                    "R@10": float(np.mean(r <= 10)), "medr": float(np.median(r))}
             for name, r in (("i2t", i2t), ("t2i", t2i))}
+
+
+def ranks_of_block(S_block, sentence_image, start, world):
+    """ranks(S, sentence_image), the same arrays on every rank of `world` (parallel.World),
+    when each rank holds only its block of S's columns, S_block = S[:, start:stop], the
+    blocks contiguous and in rank order (as World.share splits). Only vectors travel:
+    every sentence's own score and t2i rank (allgather), and each image's count of
+    sentences scoring at least its best own one (one allreduce), never the matrix."""
+    n_images, width = S_block.shape
+    columns = np.arange(width)
+    own_block = S_block[sentence_image[start:start + width], columns]
+    own = np.concatenate(world.allgather(own_block))
+    t2i = np.concatenate(world.allgather((S_block >= own_block[None, :]).sum(0)))
+    best_own = np.full(n_images, -np.inf, dtype=S_block.dtype)
+    np.maximum.at(best_own, sentence_image, own)
+    own_at_best = np.zeros(n_images, dtype=np.int64)
+    np.add.at(own_at_best, sentence_image, own >= best_own[sentence_image])
+    at_least = np.ascontiguousarray((S_block >= best_own[:, None]).sum(1), dtype=np.int64)
+    world.allreduce_sum(at_least)
+    return 1 + at_least - own_at_best, t2i

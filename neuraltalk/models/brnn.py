@@ -261,17 +261,26 @@ def score_matrix(model, params, region_feats, counts, words, lengths, chunk_word
     v = embed_regions(model, np.asarray(region_feats, dtype=model["Wm"].dtype))
     lengths = np.asarray(lengths, dtype=np.int64)
     S = np.empty((len(v), len(lengths)), dtype=np.float32)
-    limit = chunk_words or CHUNK_WORDS
-    start = 0
-    while start < len(lengths):
-        # as many sentences as fit in the chunk, at least one
-        words_so_far = np.cumsum(lengths[start:])
-        stop = start + max(1, int(np.searchsorted(words_so_far, limit, side="right")))
+    for start, stop in sentence_chunks(lengths, chunk_words):
         sentences, _ = sentence_vectors(model, words[start:stop], lengths[start:stop])
         S[:, start:stop], _ = image_sentence_scores(v, counts, sentences,
                                                     params.get("score", "max"))
-        start = stop
     return S
+
+
+def sentence_chunks(lengths, chunk_words=None):
+    """score_matrix's chunks [start, stop) of the sentences: from the first, as many as fit
+    in chunk_words words, at least one. From any chunk's start the rest are the same, so
+    ranks scoring whole chunks each get the same S bytes (alignment/retrieval.py)."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    limit = chunk_words or CHUNK_WORDS
+    chunks, start = [], 0
+    while start < len(lengths):
+        words_so_far = np.cumsum(lengths[start:])
+        stop = start + max(1, int(np.searchsorted(words_so_far, limit, side="right")))
+        chunks.append((start, stop))
+        start = stop
+    return chunks
 
 
 def make_task(params, dataset, rng, vocab=None):
