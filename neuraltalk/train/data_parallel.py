@@ -268,7 +268,9 @@ def shares_line(world, batch_size, nbytes):
 
 
 class ParametersDiverged(NeuralTalkError):
-    pass
+    """Raised on every rank at once (they all compare the same checksums), so rank 0
+    alone reports it (see cli.run_reporting_errors)."""
+    every_rank = True
 
 
 def check_in_step(world, model, it):

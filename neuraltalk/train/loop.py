@@ -202,13 +202,6 @@ def run(params):
             if not ranks.is_root:  # rank 0 speaks for the job; errors still go to stderr
                 quiet.enter_context(redirect_stdout(quiet.enter_context(open(os.devnull, "w"))))
             return _run(params)
-    except NeuralTalkError as e:
-        if not ranks.is_root and isinstance(e, data_parallel.ParametersDiverged):
-            return 2  # every rank found it; rank 0 says so
-        if ranks.size > 1 and not ranks.is_root:  # say which machine saw it
-            raise NeuralTalkError("rank %d of %d (%s): %s" % (ranks.rank, ranks.size,
-                                                              socket.gethostname(), e)) from None
-        raise
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
