@@ -10,6 +10,9 @@ Flickr8k-like caption lengths, mean 11.5 words):
      applies the whole update, so it does not shrink with K) of the LSTM at Flickr8k and
      COCO sizes (V=10000, E=H=512) and of the alignment model at h=1000 (R=20 regions of
      D=4096, 300-d word vectors kept fixed, as the paper's preset).
+  3. Feature extraction (bench/scaling_features.py): images/s of EfficientNet-Lite0 with
+     1 and 2 ranks; its CPU seconds an image model the sharded extraction of COCO, whose
+     only communication is rank 0 gathering the features once.
 
 Model of K machines on a network of bandwidth `--gbit` Gbit/s and latency `--latency_us`
 per message (ring collectives, as Open MPI uses for large buffers):
@@ -38,7 +41,11 @@ sys.path.insert(0, ROOT)
 from neuraltalk.data.batches import Batch  # noqa: E402
 from neuraltalk.models import GENERATORS, brnn  # noqa: E402
 from neuraltalk.parallel import world  # noqa: E402
+
 from neuraltalk.train import data_parallel, solvers  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import scaling_features  # noqa: E402
 
 BATCH = 100
 CONFIGS = {
@@ -47,6 +54,7 @@ CONFIGS = {
     "brnn-h1000": dict(kind="brnn", D=4096, R=20, h=1000, w=300, V=2538),
 }
 KS = (2, 4, 8, 16, 32, 64)
+COCO_IMAGES = 123287
 
 
 def sentence_lengths(rng, n):
@@ -170,12 +178,19 @@ def model_rows(m, bandwidth, latency):
     return rows
 
 
-def feature_extraction_rows(bandwidth, latency):
-    """Rows of the sharded feature extraction (neuraltalk.features under mpirun), in the
-    format of print_model's tables: [(label, [(K, seconds, speed-up, comm share,
-    dominated)])]. Its measurement belongs to the feature-sharding work (bench rows of
-    images/s, 1 vs 2 ranks); none is measured by this file yet."""
-    return []
+def feature_extraction_rows(seconds_per_image, bandwidth, latency, images=COCO_IMAGES,
+                            width=1280):
+    """The sharded extraction of `images` images (COCO's) as print_model's table: every
+    rank extracts images / K of them, then rank 0 gathers the (images x width) float32
+    features once; the CNN's seconds an image as measured with one BLAS thread."""
+    compute = images * seconds_per_image
+    rows = []
+    for K in KS:
+        comm = ring_allgather(images * width * 4, K, bandwidth, latency)
+        step = compute / K + comm
+        rows.append((K, step, compute / step, comm / step, comm > compute / K))
+    return [("features, EfficientNet-Lite0, COCO's %d images (%d-d), whole job" % (images, width),
+             rows)]
 
 
 def print_model(label, rows):
@@ -212,6 +227,8 @@ def main():
           "Allreduce of 2 ranks on localhost takes %.2f ms"
           % (two["bytes"], two["bytes"] / 1e6, 1e3 * two["allreduce"]))
 
+    _, feature_seconds = scaling_features.feature_rows()
+
     measured = [one, measure("lstm-coco", 1, args.repeats),
                 measure("brnn-h1000", 1, max(2, args.repeats // 2))]
     print("\none process, for the model:")
@@ -226,7 +243,8 @@ def main():
               "brnn-h1000": "alignment model, h=1000, R=20, batch 100 (plus allgather of "
                             "s_t, allreduce of ds, allgather of S)"}
     tables = [(labels[m["name"]], model_rows(m, bandwidth, latency)) for m in measured]
-    tables += feature_extraction_rows(bandwidth, latency)
+    if feature_seconds is not None:
+        tables += feature_extraction_rows(feature_seconds, bandwidth, latency)
     for label, rows in tables:
         print_model(label, rows)
         dominated = [K for K, _, _, _, d in rows if d]

@@ -76,13 +76,14 @@ def mpirun(n, argv):
 
 
 def feature_rows(copies=3, ranks=(1, 2), repeats=3):
-    """Print and return the lines of features images/s with 1 and 2 ranks."""
+    """Print the lines of features images/s with 1 and 2 ranks; return them and the CPU
+    seconds an image of one rank (None when skipped)."""
     if shutil.which("mpirun") is None or not os.path.isdir(PHOTOS):
         line = "features: skipped (needs mpirun, the [mpi] extra, and %s)" % PHOTOS
         print(line)
-        return [line]
+        return [line], None
     folder, n_images = photo_folder(copies)
-    lines, base = [], None
+    lines, base, cpu_per_image = [], None, None
     try:
         for k in ranks:
             # the fastest of `repeats` runs: the one the machine's other work disturbed least
@@ -93,6 +94,7 @@ def feature_rows(copies=3, ranks=(1, 2), repeats=3):
                                  "efficientnet-lite0", "--batch_size", str(BATCH)])
             rate, end_to_end = n_images / extract_seconds, n_images / wall
             base = base or (rate, end_to_end)
+            cpu_per_image = cpu_per_image or cpu_seconds / n_images
             lines.append("features, EfficientNet-Lite0, %d images, batch %d, %d rank%s x 1 BLAS "
                          "thread: %5.2f images/s extracting (x%.2f; %.3f CPU s an image), "
                          "%5.2f images/s end to end (x%.2f, %.1f s)"
@@ -101,7 +103,7 @@ def feature_rows(copies=3, ranks=(1, 2), repeats=3):
             print(lines[-1], flush=True)
     finally:
         shutil.rmtree(folder)
-    return lines
+    return lines, cpu_per_image
 
 
 if __name__ == "__main__":
