@@ -5,8 +5,10 @@
 Upload a photo, or ask for a random demo scene when the checkpoint was trained on the
 demo's features, and see the image with its captions: greedy, or the top beams of a beam
 search, each with its log-probability. An alignment checkpoint shows the sentences of the
-test split that score highest with the image (models/brnn.py score_matrix). Features come
-from the checkpoint's CNN. The model and the CNN load once, before the server listens.
+test split that score highest with the image (models/brnn.py score_matrix). A generator
+that attends (--generator attention) reads the whole image and a demo scene's object boxes
+(or its CNN's grid) and the page adds a strip of where each word looks (report.py's
+attention_strip, drawn in memory). Features come from the checkpoint's CNN. The model and the CNN load once, before the server listens.
 
 Routes (nothing else exists; no parameter is ever used as a file path, and nothing is
 written to disk: the image goes back to the browser inside the page):
