@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import driver
+from neuraltalk.demo import extractor
 from neuraltalk.train.checkpoint import load_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -491,7 +492,7 @@ def test_a_generator_checkpoint_resumed_as_the_alignment_model_is_refused(shapes
 
 def test_a_parameter_that_does_not_fit_the_dataset_is_refused_on_resuming(shapes_root,
                                                                         tmp_path, capsys):
-    # the checkpoint was trained on 390-d features; this dataset has 100-d ones
+    # the checkpoint was trained on the demo's features; this dataset has 100-d ones
     narrow = tmp_path / "narrow"
     narrow.mkdir()
     source = os.path.join(shapes_root, "shapes")
@@ -503,8 +504,8 @@ def test_a_parameter_that_does_not_fit_the_dataset_is_refused_on_resuming(shapes
     assert _train(shapes_root, tmp_path / "b", "--dataset", str(narrow),
                   "--init_model_from", ckpt) == 2
     out, err = capsys.readouterr()
-    assert "--init_model_from %s: parameter We has shape (390, 32), this dataset needs " \
-           "(100, 32)" % ckpt in err
+    assert "--init_model_from %s: parameter We has shape (%d, 32), this dataset needs " \
+           "(100, 32)" % (ckpt, extractor.FEATURE_WIDTH) in err
     assert "batch done" not in out
 
 
@@ -519,7 +520,7 @@ def test_resuming_the_alignment_model_continues_exactly_as_an_uninterrupted_run(
     assert _train(shapes_root, straight, "--max_iters", "8", *BRNN) == 0
     a = load_checkpoint(_last(resumed))
     b = load_checkpoint(_last(straight))
-    assert a["it"] == b["it"] == 7 and a["model"]["Wm"].shape == (390, 16)
+    assert a["it"] == b["it"] == 7 and a["model"]["Wm"].shape == (extractor.FEATURE_WIDTH, 16)
     assert set(a["solver_cache"]) == set(b["solver_cache"])
     for key in b["model"]:
         np.testing.assert_array_equal(a["model"][key], b["model"][key])

@@ -65,7 +65,9 @@ def test_captions_and_retrieval_by_likelihood_from_a_checkpoint(shapes_root, tmp
     assert set(table) == {"i2t", "t2i"}
     for d in ("i2t", "t2i"):
         assert set(table[d]) == {"R@1", "R@5", "R@10", "medr"}
-        assert table[d]["R@10"] == 1.0  # 5 images: every image ranks within 10
+        assert 0 <= table[d]["R@1"] <= table[d]["R@5"] <= table[d]["R@10"] <= 1
+    # 5 images: every image ranks within 10 (an image's 25 sentences need not)
+    assert table["t2i"]["R@10"] == 1.0
     assert "retrieval by likelihood (%s) on 5 images" % generator in capsys.readouterr().out
 
 

