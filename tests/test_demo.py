@@ -306,3 +306,27 @@ def test_a_user_file_in_the_generators_folder_is_not_deleted(tmp_path):
     with pytest.raises(NeuralTalkError, match="mine.txt"):
         demo_dataset.ensure_shapes(str(folder), n_images=5)
     assert (folder / "mine.txt").read_text() == "keep me"
+
+
+def test_a_folder_generated_in_an_older_format_is_generated_again(tmp_path, capsys):
+    folder = str(tmp_path / "shapes")
+    demo_dataset.ensure_shapes(folder, n_images=5)
+    with open(os.path.join(folder, demo_dataset.MARKER), "w") as f:  # the first markers'
+        f.write("written by neuraltalk.demo.dataset.ensure_shapes: this folder may be "
+                "regenerated\n")
+    np.save(os.path.join(folder, "vgg_feats.npy"), np.zeros((5, 390), np.float32))
+    capsys.readouterr()
+    demo_dataset.ensure_shapes(folder, n_images=6)
+    out = capsys.readouterr().out.splitlines()
+    assert "older neuraltalk (demo format 1, now %d)" % demo_dataset.FORMAT in out[0]
+    assert len(_images(folder)) == 6
+    assert np.load(os.path.join(folder, "vgg_feats.npy")).shape == (6, extractor.FEATURE_WIDTH)
+    assert demo_dataset.marker_format(folder) == demo_dataset.FORMAT
+
+
+def test_a_users_own_dataset_named_shapes_is_never_regenerated(tmp_path, capsys):
+    folder = tmp_path / "shapes"
+    folder.mkdir()
+    (folder / "dataset.json").write_text('{"images": []}')
+    demo_dataset.ensure_shapes(str(folder), n_images=5)
+    assert os.listdir(folder) == ["dataset.json"] and capsys.readouterr().out == ""
