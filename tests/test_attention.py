@@ -328,3 +328,13 @@ def test_prediction_with_an_attention_model_reads_the_folders_regions(attention_
     page = open(tmp_path / "result.html").read()
     assert page.count('class="attention"') == 3
     assert sorted(os.listdir(tmp_path / "attention")) == ["0.png", "1.png", "2.png"]
+
+
+def test_preset_shapes_gives_the_readme_demo_sizes_and_flags_given_still_win(capsys):
+    import driver
+    params = driver.parse_flags(driver.build_parser(), ["--dataset", "shapes", "--generator",
+                                                        "attention", "--preset", "shapes",
+                                                        "--max_epochs", "2"])
+    assert (params["hidden_size"], params["word_encoding_size"], params["attention_size"],
+            params["max_epochs"]) == (128, 128, 64, 2)
+    assert "--preset shapes: --attention_size 64 --hidden_size 128" in capsys.readouterr().out

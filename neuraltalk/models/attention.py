@@ -31,6 +31,10 @@ ARCHITECTURE = ("word_encoding_size", "hidden_size", "attention_size", "att_gate
 DEFAULTS = {"solver": "adam"}
 REGULARIZED = ("Ws", "WLSTM", "Wd", "Lh", "Lz", "Wa", "Wha", "Winit_h", "Winit_c")
 NEEDS_REGIONS = True
+# the README's demo: sizes for `shapes` (a whole image and 1-3 objects, 40 words) that
+# train to 95% correct captions in about 4 minutes on 2 cores
+PRESETS = {"shapes": {"hidden_size": 128, "word_encoding_size": 128, "attention_size": 64,
+                      "max_epochs": 15}}
 
 
 def add_arguments(group):
