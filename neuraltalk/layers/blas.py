@@ -1,0 +1,74 @@
+"""One BLAS thread for the recurrences' per-step products.
+
+A recurrence multiplies small matrices one step after another (a step of an LSTM-256 on a
+batch of 100 is a (100, 256) x (256, 1024) product, ~0.1 ms of work). With OpenBLAS's
+threads each such product hands half of itself to another thread and waits for it: when
+that thread is not running at once (any other load on the machine) the wait costs far
+more than the product. Measured on the shared 2-core machine of bench/train_speed.py:
+a (100, 256) x (256, 256) product took 31 ms with 2 threads and 1.4 ms with one. So the
+loops over time steps run their products on one thread (`one_thread()`), and the
+time-distributed products around them (inputs, decoder, weight gradients: large, one call
+each) keep the process's thread count.
+
+numpy's OpenBLAS is found among the loaded libraries (/proc/self/maps) and called through
+ctypes, as threadpoolctl does; without it (another BLAS, another OS) `one_thread()` does
+nothing, and only speed differs. The thread count is process-wide: a thread decoding
+while another trains shares it (results are the same either way).
+"""
+import contextlib
+import ctypes
+import threading
+
+_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+            "openblas_set_num_threads64_", "openblas_set_num_threads")
+_GETTERS = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
+            "openblas_get_num_threads64_", "openblas_get_num_threads")
+_lock = threading.Lock()
+_state = {"found": None, "depth": 0, "saved": None}
+
+
+def _openblas():
+    """(set, get) of the loaded OpenBLAS, or None."""
+    if _state["found"] is None:
+        _state["found"] = False
+        try:
+            import numpy  # noqa: F401  (loads its BLAS)
+            with open("/proc/self/maps") as f:
+                paths = sorted({line.split()[-1] for line in f
+                                if "openblas" in line.lower() and "/" in line})
+            for path in paths:
+                lib = ctypes.CDLL(path)
+                setter = next((getattr(lib, n) for n in _SETTERS if hasattr(lib, n)), None)
+                getter = next((getattr(lib, n) for n in _GETTERS if hasattr(lib, n)), None)
+                if setter is not None and getter is not None:
+                    setter.argtypes, setter.restype = [ctypes.c_int], None
+                    getter.argtypes, getter.restype = [], ctypes.c_int
+                    _state["found"] = (setter, getter)
+                    break
+        except (OSError, ValueError, AttributeError):
+            pass
+    return _state["found"] or None
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run the block's BLAS calls on one thread; the count before is restored after
+    (nested blocks and concurrent Python threads restore it once, at the last exit)."""
+    blas = _openblas()
+    if blas is None:
+        yield
+        return
+    setter, getter = blas
+    with _lock:
+        if _state["depth"] == 0:
+            _state["saved"] = getter()
+            if _state["saved"] > 1:
+                setter(1)
+        _state["depth"] += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _state["depth"] -= 1
+            if _state["depth"] == 0 and _state["saved"] > 1:
+                setter(_state["saved"])
