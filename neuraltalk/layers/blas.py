@@ -50,6 +50,16 @@ def _openblas():
     return _state["found"] or None
 
 
+def threads():
+    """OpenBLAS's thread count now (outside one_thread blocks: the process's); 1 when
+    numpy's BLAS is not a known OpenBLAS."""
+    blas = _openblas()
+    with _lock:
+        if blas is None:
+            return 1
+        return _state["saved"] if _state["depth"] else blas[1]()
+
+
 @contextlib.contextmanager
 def one_thread():
     """Run the block's BLAS calls on one thread; the count before is restored after
