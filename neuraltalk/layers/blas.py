@@ -82,3 +82,26 @@ def one_thread():
             _state["depth"] -= 1
             if _state["depth"] == 0 and _state["saved"] > 1:
                 setter(_state["saved"])
+
+
+_pool = {}
+
+
+def in_row_chunks(fn, n_rows, min_rows=64):
+    """fn(rows) for row slices that cover range(n_rows), run on as many Python threads as
+    BLAS threads: numpy releases the GIL in its elementwise loops, which otherwise use one
+    core while BLAS uses them all. For work whose rows are independent (a row's result
+    does not depend on the chunking, so it is exactly what fn(slice(0, n_rows)) gives)."""
+    parts = min(threads(), n_rows // min_rows) if n_rows >= 2 * min_rows else 1
+    if parts <= 1:
+        fn(slice(0, n_rows))
+        return
+    with _lock:
+        pool = _pool.get(parts)
+        if pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+            pool = _pool[parts] = ThreadPoolExecutor(parts, thread_name_prefix="neuraltalk-rows")
+    bounds = [n_rows * i // parts for i in range(parts + 1)]
+    futures = [pool.submit(fn, slice(a, b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    for f in futures:
+        f.result()
