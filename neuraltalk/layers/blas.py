@@ -96,12 +96,43 @@ def in_row_chunks(fn, n_rows, min_rows=64):
     if parts <= 1:
         fn(slice(0, n_rows))
         return
+    pool = _get_pool(parts)
+    bounds = [n_rows * i // parts for i in range(parts + 1)]
+    futures = [pool.submit(fn, slice(a, b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    for f in futures:
+        f.result()
+
+
+def in_sequence_groups(fn, counts, min_rows=16):
+    """fn(lo, hi) for groups of the sequences of a packed batch with `counts` rows per
+    step (see packed.py), covering sequences 0..counts[0]-1, with one BLAS thread:
+    a recurrence's sequences are independent of one another, so each group runs its whole
+    loop over time on its own Python thread (as many as BLAS threads), with rows split so
+    that the groups have about as many rows each. A group's products and elementwise work
+    are those of its rows alone, so the results are those of one group of all."""
+    import numpy as np
+    B = int(counts[0]) if len(counts) else 0
+    with one_thread():
+        parts = min(threads(), B // min_rows)  # the count outside this block
+        if parts <= 1:
+            fn(0, B)
+            return
+        # rows of sequence j = its steps = #(counts > j); the longest sequences come first
+        steps = (np.asarray(counts)[None, :] > np.arange(B)[:, None]).sum(1)
+        cum = np.cumsum(steps)
+        bounds = [0] + [int(np.searchsorted(cum, cum[-1] * i / parts)) + 1
+                        for i in range(1, parts)] + [B]
+        bounds = sorted(set(min(max(b, 0), B) for b in bounds))
+        pool = _get_pool(len(bounds) - 1)
+        futures = [pool.submit(fn, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+        for f in futures:
+            f.result()
+
+
+def _get_pool(parts):
     with _lock:
         pool = _pool.get(parts)
         if pool is None:
             from concurrent.futures import ThreadPoolExecutor
             pool = _pool[parts] = ThreadPoolExecutor(parts, thread_name_prefix="neuraltalk-rows")
-    bounds = [n_rows * i // parts for i in range(parts + 1)]
-    futures = [pool.submit(fn, slice(a, b)) for a, b in zip(bounds[:-1], bounds[1:])]
-    for f in futures:
-        f.result()
+    return pool
