@@ -8,8 +8,14 @@ With attention among the generators: the attention generator at the same E = H =
 V = 2538 on R regions of D = 512 (--regions 20: boxes; 196: VGG-16's conv5_3 grid),
 decoded 64 images at a time (each beam carries its copy of the regions).
 
+With torch importable, the LSTM's rows also decode the same images in PyTorch (see
+bench/torch_side.py: nn.LSTMCell, batched beams, top-k over beams x vocabulary,
+inference_mode, the same batches of 256 images and thread count), interleaved with the
+project's runs, and print its images/s and the ratio. --growth adds how the LSTM's
+figure moves with the beam (1, 3, 7, 20) and the vocabulary (2.5k, 10k, 25k, beam 7).
+
 Usage: python bench/decode_speed.py [--images N] [--repeats R] [--generators lstm,mrnn,lrcn,attention]
-       [--regions R]
+       [--regions R] [--growth]
 """
 import argparse
 import os
@@ -22,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from neuraltalk.models import captioning  # noqa: E402
 from neuraltalk.captions.decoding import decode_in_batches  # noqa: E402
+import torch_side  # noqa: E402
 
 
 def main():
@@ -32,14 +39,25 @@ def main():
                    help="comma-separated: lstm, rnn, mrnn, lrcn (LRCN-2f), attention "
                         "(default lstm,mrnn,lrcn)")
     p.add_argument("--regions", type=int, default=20, help="attention: regions per image")
+    p.add_argument("--growth", action="store_true",
+                   help="also the LSTM at beam 1/3/7/20 and V 2.5k/10k/25k (beam 7)")
     args = p.parse_args()
+    print("%d BLAS threads; load average %s; PyTorch: %s" % (
+        torch_side.blas_threads(), " ".join("%.1f" % x for x in os.getloadavg()),
+        torch_side.torch.__version__ if torch_side.available() else "not installed"))
     for generator in args.generators.split(","):
         run(generator, args)
+    if args.growth:
+        print("growth (LSTM): images/s with the beam (V = 2538)")
+        run("lstm", args, beams=(1, 3, 7, 20))
+        for V in (10000, 25000):
+            print("growth (LSTM): images/s with the vocabulary, V = %d" % V)
+            run("lstm", args, beams=(7,), V=V)
 
 
-def run(generator, args):
+def run(generator, args, beams=(1, 7), V=2538):
     rng = np.random.default_rng(0)
-    D, E, H, V = (512 if generator == "attention" else 4096), 256, 256, 2538
+    D, E, H = (512 if generator == "attention" else 4096), 256, 256
     params = {"generator": generator, "image_encoding_size": E, "word_encoding_size": E,
               "hidden_size": H, "tanhC_version": 0, "rnn_relu_encoders": 0, "rnn_feed_once": 0,
               "mrnn_embedding_size": 128, "mrnn_multimodal_size": 512, "lrcn_variant": "2f",
@@ -56,18 +74,31 @@ def run(generator, args):
               % (D, R, E, V, args.images))
     else:
         print("%s D=%d E=H=%d V=%d, %d images, float32" % (generator, D, E, V, args.images))
-    for beam_size in (1, 7):
-        times, lengths = [], []
+    ref = None
+    if generator == "lstm" and torch_side.available():
+        torch_side.setup()
+        ref = torch_side.LSTMDecoder(D, E, H, V)
+    for beam_size in beams:
+        times, lengths, torch_times = [], [], []
         for _ in range(args.repeats):
             t0 = time.perf_counter()
             beams = list(decode_in_batches(model, params, feats, beam_size, batch_size,
                                            regions=regions))
             times.append(time.perf_counter() - t0)
             lengths.append(np.mean([len(b[0][1]) for b in beams]))
+            if ref is not None:  # the same images in PyTorch, right after ours
+                t1 = time.perf_counter()
+                for start in range(0, args.images, batch_size):
+                    ref.decode(feats[start:start + batch_size], beam_size)
+                torch_times.append(time.perf_counter() - t1)
         t = np.median(times)
-        print("beam %d: %7.0f images/s (median of %d: %.2fs for %d images; mean caption "
-              "length %.1f tokens)" % (beam_size, args.images / t, args.repeats, t,
-                                       args.images, np.mean(lengths)))
+        versus = ""
+        if torch_times:
+            tt = np.median(torch_times)
+            versus = "; PyTorch %7.0f images/s, ratio %.2fx" % (args.images / tt, tt / t)
+        print("beam %2d: %7.0f images/s (median of %d: %.2fs for %d images; mean caption "
+              "length %.1f tokens)%s" % (beam_size, args.images / t, args.repeats, t,
+                                         args.images, np.mean(lengths), versus), flush=True)
 
 
 if __name__ == "__main__":

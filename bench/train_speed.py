@@ -8,7 +8,14 @@ float32 square matrix product (sgemm), so the machine's matrix-multiply rate is 
 under the same load as the steps; it prints the fraction of that rate the training step
 reaches, counting the multiply-adds the step needs (2 FLOPs each; see step_macs).
 All figures are medians. On a shared machine they are noisy: rerun on a quiet one.
+
+With torch importable, the LSTM and RNN rows also time the same step in PyTorch (see
+bench/torch_side.py: nn.LSTM on packed sequences, the same loss, RMSprop), interleaved
+with the project's steps on the same batches, same thread count, and print its
+sentences/s and the ratio. --growth adds how the LSTM's figure moves with the batch
+(25, 50, 100, 200, config A) and the vocabulary (2.5k, 10k, 25k at E = H = 256).
 Usage: python bench/train_speed.py [--repeats N] [--configs A,B] [--generators lstm,rnn,mrnn,lrcn]
+       [--growth]
 """
 import argparse
 import os
@@ -22,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from neuraltalk.train import solvers  # noqa: E402
 from neuraltalk.models import captioning  # noqa: E402
 from neuraltalk.data.batches import Batch  # noqa: E402
+import torch_side  # noqa: E402
 
 CONFIGS = {"A": dict(D=4096, E=256, H=256, V=2538), "B": dict(D=4096, E=512, H=512, V=10000)}
 # the attention generator (rows only for --generators attention): R regions of D = 512
@@ -68,6 +76,7 @@ def step_macs(generator, batch, D, E, H, V):
         lstm = 3 * N * (E + D + H) * 4 * H  # [E y, z, h] WLSTM
         deep = 3 * N * (H + D) * E  # h Lh + z Lz
         return 3 * N * E * V + regions + scores + context + lstm + deep
+    elif generator == "lstm":
         image = 2 * B * D * E  # x_img = f We, dWe
         inputs = 3 * (B + N) * E * 4 * H  # [x_t] WLSTM, its dW, dX; image step included
         recurrent = 3 * N * H * 4 * H  # h_{t-1} WLSTM, dh, dW over the N steps with a past
@@ -93,14 +102,15 @@ def sgemm_seconds(a, b):
     return time.perf_counter() - t0
 
 
-def measure(generator, cfg, repeats, sgemm_n=1536):
+def measure(generator, cfg, repeats, sgemm_n=1536, batch_size=BATCH, with_torch=True):
     cfg = dict(cfg)
     R = cfg.pop("R", None)
-    return _measure(generator, cfg, R, repeats, sgemm_n)
+    return _measure(generator, cfg, R, repeats, sgemm_n, batch_size, with_torch)
 
 
-def _measure(generator, cfg, R, repeats, sgemm_n):
-    """Median sentences/s and step FLOP rate, median interleaved sgemm rate, mean length."""
+def _measure(generator, cfg, R, repeats, sgemm_n, batch_size, with_torch):
+    """Median sentences/s and step FLOP rate, median interleaved sgemm rate, mean length,
+    and PyTorch's median sentences/s on the same batches (None without torch)."""
     rng = np.random.default_rng(0)
     params = {"generator": generator, "image_encoding_size": cfg["E"] if generator == "lstm"
               else cfg["H"], "word_encoding_size": cfg["E"], "hidden_size": cfg["H"],
@@ -114,36 +124,49 @@ def _measure(generator, cfg, R, repeats, sgemm_n):
     cache = {}
     a = rng.random((sgemm_n, sgemm_n), dtype=np.float32)
     b = rng.random((sgemm_n, sgemm_n), dtype=np.float32)
-    batches = [make_batch(rng, BATCH, cfg["D"], cfg["V"], R) for _ in range(repeats + 2)]
-    times, flops, sgemm = [], [], []
+    batches = [make_batch(rng, batch_size, cfg["D"], cfg["V"], R) for _ in range(repeats + 2)]
+    ref = None
+    if with_torch and torch_side.available() and generator in ("lstm", "rnn"):
+        torch_side.setup()
+        ref = torch_side.CaptionTrainer(generator, cfg["D"], cfg["E"], cfg["H"], cfg["V"])
+    times, flops, sgemm, torch_times = [], [], [], []
     for i, batch in enumerate(batches):
         t0 = time.perf_counter()
         _, grads = captioning.batch_cost(model, batch, params, rng)
         solvers.update(model, grads, cache, params)
         t = time.perf_counter() - t0
         s = sgemm_seconds(a, b)
+        if ref is not None:  # the same batch in PyTorch, right after ours
+            t1 = time.perf_counter()
+            ref.step(batch)
+            if i >= 2:
+                torch_times.append(time.perf_counter() - t1)
         if i >= 2:  # warm-up
             times.append(t)
             flops.append(2 * step_macs(generator, batch, **cfg) / t)
             sgemm.append(2 * sgemm_n ** 3 / s)
-    return (BATCH / np.median(times), np.median(times), np.median(flops), np.median(sgemm),
-            np.mean([bt.lengths.mean() for bt in batches]))
+    return (batch_size / np.median(times), np.median(times), np.median(flops), np.median(sgemm),
+            np.mean([bt.lengths.mean() for bt in batches]),
+            batch_size / np.median(torch_times) if torch_times else None)
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--repeats", type=int, default=15, help="timed steps per row (default 15)")
+    p.add_argument("--repeats", type=int, default=9, help="timed steps per row (default 9)")
     p.add_argument("--configs", default="A,B", help="comma-separated: A, B (default both); "
                    "for attention A20, A196, B20, B196 (default all four)")
     p.add_argument("--generators", default="lstm,rnn,mrnn,lrcn",
                    help="comma-separated: lstm, rnn, mrnn, lrcn (LRCN-2f), attention "
                         "(default lstm,rnn,mrnn,lrcn)")
+    p.add_argument("--growth", action="store_true",
+                   help="also the LSTM's figure at batch 25/50/100/200 and V 2.5k/10k/25k")
     args = p.parse_args()
     print("batch %d, float32, rmsprop, dropout 0.5; medians of %d steps; sgemm 1536^3 timed "
-          "between the steps" % (BATCH, args.repeats))
-    print("%-6s %-5s %12s %9s %10s %13s %9s  %s" % (
-        "config", "gen", "sentences/s", "step ms", "GFLOP/s", "sgemm GFLOP/s", "of sgemm",
-        "mean length"))
+          "between the steps; %d BLAS threads; load average %s; PyTorch: %s" % (
+              BATCH, args.repeats, torch_side.blas_threads(),
+              " ".join("%.1f" % x for x in os.getloadavg()),
+              torch_side.torch.__version__ if torch_side.available() else "not installed"))
+    print(HEADER)
     generators = args.generators.split(",")
     rows = [(name, g) for name in args.configs.split(",") if name in CONFIGS
             for g in generators if g != "attention"]
@@ -152,9 +175,30 @@ def main():
         rows += [(n, "attention") for n in (names or ATTENTION_CONFIGS)]
     for name, generator in rows:
         cfg = (ATTENTION_CONFIGS if generator == "attention" else CONFIGS)[name]
-        rate, t, flops, peak, mean_len = measure(generator, cfg, args.repeats)
-        print("%-6s %-5s %12.0f %9.1f %10.1f %13.1f %9.2f  %.2f" % (
-            name, generator[:5], rate, 1e3 * t, flops / 1e9, peak / 1e9, flops / peak, mean_len))
+        print(row(name, generator, *measure(generator, cfg, args.repeats)), flush=True)
+    if args.growth:
+        print("growth (LSTM): sentences/s with the batch (config A) and the vocabulary "
+              "(E = H = 256)")
+        print(HEADER)
+        for B in (25, 50, 100, 200):
+            print(row("A b%d" % B, "lstm", *measure("lstm", CONFIGS["A"], args.repeats,
+                                                     batch_size=B)), flush=True)
+        for V in (2538, 10000, 25000):
+            cfg = dict(CONFIGS["A"], V=V)
+            print(row("V%.1fk" % (V / 1e3), "lstm", *measure("lstm", cfg, args.repeats)),
+                  flush=True)
+
+
+HEADER = "%-7s %-5s %12s %9s %10s %13s %9s %7s %10s %6s" % (
+    "config", "gen", "sentences/s", "step ms", "GFLOP/s", "sgemm GFLOP/s", "of sgemm",
+    "length", "PyTorch/s", "ratio")
+
+
+def row(name, generator, rate, t, flops, peak, mean_len, torch_rate):
+    ref = ("%10.0f %5.2fx" % (torch_rate, rate / torch_rate) if torch_rate
+           else "%10s %6s" % ("-", "-"))
+    return "%-7s %-5s %12.0f %9.1f %10.1f %13.1f %9.2f %7.2f %s" % (
+        name, generator[:5], rate, 1e3 * t, flops / 1e9, peak / 1e9, flops / peak, mean_len, ref)
 
 
 if __name__ == "__main__":

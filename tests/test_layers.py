@@ -250,3 +250,47 @@ def test_dropout_gradient_is_the_mask():
     dout = rng.normal(size=x.shape)
     _assert_gradients(lambda: float(np.sum(dropout_forward(x, mask) * dout)), {"x": x},
                       {"x": dropout_backward(dout, mask)})
+
+
+def test_lstm_split_into_sequence_groups_on_threads_gives_the_one_group_results(monkeypatch):
+    from neuraltalk.layers import blas
+    from neuraltalk.layers.lstm import lstm_backward, lstm_forward
+    rng = np.random.default_rng(5)
+    H = 8
+    counts = np.array([48, 48, 40, 33, 20, 7, 1])
+    N = counts.sum()
+    P = rng.normal(size=(N, 4 * H)).astype(np.float32)
+    Wh = rng.normal(scale=0.3, size=(H, 4 * H)).astype(np.float32)
+    h0, c0 = rng.normal(size=(2, 48, H)).astype(np.float32)
+    dH = rng.normal(size=(N, H)).astype(np.float32)
+    results = []
+    for parts in (1, 2, 3):
+        monkeypatch.setattr(blas, "threads", lambda parts=parts: parts)
+        out, cache = lstm_forward(P.copy(), Wh, counts, h0, c0)
+        results.append((out, *lstm_backward(dH, cache)))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_rnn_split_into_sequence_groups_on_threads_gives_the_one_group_results(monkeypatch,
+                                                                               reverse):
+    from neuraltalk.layers import blas
+    from neuraltalk.layers.rnn import rnn_backward, rnn_forward
+    rng = np.random.default_rng(6)
+    H = 8
+    counts = np.array([48, 48, 40, 33, 20, 7, 1])
+    N = counts.sum()
+    A = rng.normal(size=(N, H))
+    Wh = rng.normal(scale=0.3, size=(H, H))
+    h0 = None if reverse else rng.normal(size=(48, H))
+    dH = rng.normal(size=(N, H))
+    results = []
+    for parts in (1, 2, 3):
+        monkeypatch.setattr(blas, "threads", lambda parts=parts: parts)
+        out, cache = rnn_forward(A.copy(), Wh, counts, h0, reverse=reverse)
+        results.append((out.copy(), *[g for g in rnn_backward(dH, cache) if g is not None]))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)

@@ -6,8 +6,12 @@ word END) stays in the pool unchanged, and each image keeps its beam_size best
 candidates. After max_steps steps decoding stops, finished or not. One generator step
 (one matrix product per layer) serves all live beams of all images.
 """
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
+from neuraltalk.layers import blas
 from neuraltalk.models import module_of
 
 
@@ -27,6 +31,7 @@ def beam_search(model, params, feats, beam_size=1, max_steps=20, regions=None,
     if N == 0:
         return []
     feats = np.asarray(feats, dtype=model["Wd"].dtype)
+    model = decoding_model(model, params, N * K * max_steps)
     if getattr(gen, "NEEDS_REGIONS", False):
         state = gen.start(model, feats, params, *(regions or (None, None)))
     else:
@@ -100,21 +105,36 @@ def beam_search(model, params, feats, beam_size=1, max_steps=20, regions=None,
 
 
 def best_words(logits, k):
-    """The k best next words of each row and their log(1e-20 + softmax) values, best first."""
+    """The k best next words of each row and their log(1e-20 + softmax) values, best first.
+    logits (rows, V) is overwritten (by its exp)."""
     k = min(k, logits.shape[1])
     rows = np.arange(len(logits))
-    if k <= 16:  # k passes of argmax are much faster than a partial sort of each row
-        remaining = logits.copy()
+    if k <= 32:  # k passes of argmax are much faster than a partial sort of each row;
+        # each pass masks its pick in place (no copy of the rows), and the picks are put back
         top = np.empty((len(logits), k), dtype=np.int64)
+        picked = np.empty((len(logits), k), dtype=logits.dtype)
         for j in range(k):
-            top[:, j] = remaining.argmax(1)
-            remaining[rows, top[:, j]] = -np.inf
+            top[:, j] = logits.argmax(1)
+            picked[:, j] = logits[rows, top[:, j]]
+            logits[rows, top[:, j]] = -np.inf
+        logits[rows[:, None], top] = picked
     else:
         top = np.argsort(-logits, axis=1, kind="stable")[:, :k]
-    picked = np.take_along_axis(logits, top, axis=1)
-    m = logits.max(1, keepdims=True)
-    total = np.exp(logits - m).sum(1, keepdims=True)
+        picked = np.take_along_axis(logits, top, axis=1)
+    m = picked[:, :1]  # the row maximum
+    np.subtract(logits, m, out=logits)  # in place: the vocabulary-wide exp is the step's
+    total = np.exp(logits, out=logits).sum(1, keepdims=True)  # biggest temporary
     return top, np.log(1e-20 + np.exp(picked - m) / total)
+
+
+def decoding_model(model, params, rows):
+    """The generator's model for decoding `rows` word rows in all (its decoding_model,
+    which tables what a step computes of each word, when it has one and the table costs
+    less than it saves: rows > V); else the model itself."""
+    prepare = getattr(module_of(params), "decoding_model", None)
+    if prepare is None or rows <= model["Wd"].shape[1]:
+        return model
+    return prepare(model, params)
 
 
 def caption_text(ixtoword, sequence):
@@ -127,14 +147,40 @@ def decode_in_batches(model, params, feats, beam_size=1, batch_size=256, max_ste
     """beam_search over row batches of a (N, D) feature array-like; yields per-image beams.
 
     regions: for an attending generator, (index array -> (regions (n, R, D), counts (n,)))
-    of the same images."""
+    of the same images.
+
+    With more than one BLAS thread, as many batches are decoded at once, each on one
+    thread (see layers/blas.py): a batch's products are too small to share between
+    threads well, and its elementwise work (the exp over the vocabulary, the top-k
+    passes, the gates) runs on one core anyway. Each batch is decoded exactly as alone,
+    and the beams come out in order."""
     N = len(feats)
-    for start in range(0, N, batch_size):
-        idx = np.arange(start, min(start + batch_size, N))
+    model = decoding_model(model, params, N * max(1, int(beam_size)) * max_steps)  # once
+    batches = [np.arange(start, min(start + batch_size, N)) for start in range(0, N, batch_size)]
+    workers = min(blas.threads(), len(batches))
+
+    def work(idx):
         rows = np.asarray(feats[idx], dtype=model["Wd"].dtype)
-        for beams in beam_search(model, params, rows, beam_size, max_steps,
-                                 regions(idx) if regions is not None else None,
-                                 return_weights):
-            yield beams
-        if progress:
-            progress(min(start + batch_size, N), N)
+        return rows, regions(idx) if regions is not None else None
+
+    if workers <= 1:
+        for idx in batches:
+            rows, reg = work(idx)
+            for beams in beam_search(model, params, rows, beam_size, max_steps, reg,
+                                     return_weights):
+                yield beams
+            if progress:
+                progress(int(idx[-1]) + 1, N)
+        return
+    with ThreadPoolExecutor(workers) as pool, blas.one_thread():
+        pending = deque()
+        for i, idx in enumerate(batches):
+            rows, reg = work(idx)  # read here: feature files need not be thread-safe
+            pending.append((int(idx[-1]) + 1, pool.submit(
+                beam_search, model, params, rows, beam_size, max_steps, reg, return_weights)))
+            while pending and (len(pending) >= workers or i == len(batches) - 1):
+                done, future = pending.popleft()
+                for beams in future.result():
+                    yield beams
+                if progress:
+                    progress(done, N)

@@ -2,12 +2,20 @@
 (a time-distributed affine layer is this layer on the packed rows)."""
 from collections import namedtuple
 
+import numpy as np
+
 AffineCache = namedtuple("AffineCache", ["x", "w"])
 
 
 def affine_forward(x, w, b=None):
     """x (N, D), w (D, M), b (1, M) or None -> out (N, M)."""
-    out = x @ w
+    if len(x) < w.shape[1] and len(x) <= 256 and x.ndim == 2:
+        # few rows (an image encoder's batch: (100, 4096) x (4096, 256)): OpenBLAS's
+        # threads split the rows, and the product ran several times slower than as
+        # (w.T x.T).T (measured: 100 x 4096 x 256 took 220 ms against 16 ms, 2 threads)
+        out = np.ascontiguousarray((w.T @ x.T).T)
+    else:
+        out = x @ w
     if b is not None:
         out += b
     return out, AffineCache(x, w)

@@ -15,6 +15,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from neuraltalk.layers.blas import in_sequence_groups
 from neuraltalk.layers.packed import previous_rows, step_offsets
 
 LSTMCache = namedtuple("LSTMCache", [
@@ -63,19 +64,24 @@ def lstm_forward(P, Wh, counts, h0=None, c0=None, tanhC=False):
     C = np.empty((len(P), H), P.dtype)
     Hout = np.empty((len(P), H), P.dtype)
     buf = np.empty((int(counts[0]) if len(counts) else 0, 4 * H), P.dtype)
-    for t, k in enumerate(counts):  # the recurrence: the only loop, over time
-        k = int(k)
-        cur = slice(offsets[t], offsets[t] + k)
-        a = P[cur]
-        if t > 0:
-            prev = slice(offsets[t - 1], offsets[t - 1] + k)
-            a += np.matmul(Hout[prev], Whalf, out=buf[:k])
-            c_prev = C[prev]
-        else:
-            if h0 is not None:
-                a += np.matmul(h0, Whalf, out=buf[:k])
-            c_prev = c0
-        lstm_cell(a, c_prev, C[cur], Hout[cur], tanhC, buf)
+
+    def sequences(lo, hi):  # the recurrence of sequences lo..hi-1: the only loop, over time
+        for t, k in enumerate(counts):
+            k = min(int(k), hi)
+            if k <= lo:
+                break  # counts do not increase
+            cur = slice(offsets[t] + lo, offsets[t] + k)
+            a, b = P[cur], buf[lo:k]
+            if t > 0:
+                prev = slice(offsets[t - 1] + lo, offsets[t - 1] + k)
+                a += np.matmul(Hout[prev], Whalf, out=b)
+                c_prev = C[prev]
+            else:
+                if h0 is not None:
+                    a += np.matmul(h0[lo:k], Whalf, out=b)
+                c_prev = c0[lo:k] if c0 is not None else None
+            lstm_cell(a, c_prev, C[cur], Hout[cur], tanhC, b)
+    in_sequence_groups(sequences, counts)
     return Hout, LSTMCache(P, C, Hout, Wh, np.asarray(counts), h0, c0, tanhC)
 
 
@@ -92,42 +98,50 @@ def lstm_backward(dH, cache):
     buf = np.empty((B, 4 * H), dH.dtype)
     hbuf = np.empty((B, H), dH.dtype)
     Wh_T = Wh.T
-    for t in reversed(range(len(counts))):
-        k = int(counts[t])
-        cur = slice(offsets[t], offsets[t] + k)
-        a, d, dh, dc = gates[cur], dP[cur], dHout[cur], dC[:k]
-        i, f, o, g = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
-        tmp = buf[:k, :H]
-        if tanhC:
-            tc = np.tanh(C[cur], out=buf[:k, H:2 * H])
-            np.multiply(tc, dh, out=d[:, 2 * H:3 * H])
-            np.multiply(tc, tc, out=tmp)
+
+    def sequences(lo, hi):  # the recurrence of sequences lo..hi-1, backwards in time
+        for t in reversed(range(len(counts))):
+            k = min(int(counts[t]), hi)
+            if k <= lo:
+                continue
+            cur = slice(offsets[t] + lo, offsets[t] + k)
+            a, d, dh, dc = gates[cur], dP[cur], dHout[cur], dC[lo:k]
+            i, f, o, g = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+            tmp = buf[lo:k, :H]
+            if tanhC:
+                tc = np.tanh(C[cur], out=buf[lo:k, H:2 * H])
+                np.multiply(tc, dh, out=d[:, 2 * H:3 * H])
+                np.multiply(tc, tc, out=tmp)
+                np.subtract(1, tmp, out=tmp)
+                tmp *= o
+                tmp *= dh
+                dc += tmp
+            else:
+                np.multiply(C[cur], dh, out=d[:, 2 * H:3 * H])
+                dc += np.multiply(o, dh, out=tmp)
+            if t > 0:
+                c_prev = C[offsets[t - 1] + lo:offsets[t - 1] + k]
+            else:
+                c_prev = c0[lo:k] if c0 is not None else None
+            if c_prev is not None:
+                np.multiply(c_prev, dc, out=d[:, H:2 * H])
+            else:
+                d[:, H:2 * H] = 0  # c_{-1} = 0: the forget gate of step 0 has no effect
+            np.multiply(g, dc, out=d[:, :H])
+            # sigmoid' = y(1-y) on i, f, o; tanh' = 1-y^2 on g
+            y = buf[lo:k, :3 * H]
+            np.subtract(1, a[:, :3 * H], out=y)
+            y *= a[:, :3 * H]
+            d[:, :3 * H] *= y
+            np.multiply(g, g, out=tmp)
             np.subtract(1, tmp, out=tmp)
-            tmp *= o
-            tmp *= dh
-            dc += tmp
-        else:
-            np.multiply(C[cur], dh, out=d[:, 2 * H:3 * H])
-            dc += np.multiply(o, dh, out=tmp)
-        c_prev = C[offsets[t - 1]:offsets[t - 1] + k] if t > 0 else c0
-        if c_prev is not None:
-            np.multiply(c_prev, dc, out=d[:, H:2 * H])
-        else:
-            d[:, H:2 * H] = 0  # c_{-1} = 0: the forget gate of step 0 has no effect
-        np.multiply(g, dc, out=d[:, :H])
-        # sigmoid' = y(1-y) on i, f, o; tanh' = 1-y^2 on g
-        y = buf[:k, :3 * H]
-        np.subtract(1, a[:, :3 * H], out=y)
-        y *= a[:, :3 * H]
-        d[:, :3 * H] *= y
-        np.multiply(g, g, out=tmp)
-        np.subtract(1, tmp, out=tmp)
-        tmp *= i
-        np.multiply(tmp, dc, out=d[:, 3 * H:])
-        if t > 0:
-            prev = slice(offsets[t - 1], offsets[t - 1] + k)
-            dHout[prev] += np.matmul(d, Wh_T, out=hbuf[:k])
-            dc *= f
+            tmp *= i
+            np.multiply(tmp, dc, out=d[:, 3 * H:])
+            if t > 0:
+                prev = slice(offsets[t - 1] + lo, offsets[t - 1] + k)
+                dHout[prev] += np.matmul(d, Wh_T, out=hbuf[lo:k])
+                dc *= f
+    in_sequence_groups(sequences, counts)
     dWh = Hout[previous_rows(counts)].T @ dP[B:]
     dh0 = dc0 = None
     if h0 is not None:

@@ -10,6 +10,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from neuraltalk.layers.blas import in_sequence_groups
 from neuraltalk.layers.packed import next_rows, previous_rows, step_offsets
 
 RNNCache = namedtuple("RNNCache", ["H", "Wh", "counts", "h0", "reverse", "nonlinearity"])
@@ -42,17 +43,24 @@ def rnn_forward(A, Wh, counts, h0=None, reverse=False, nonlinearity="relu"):
         raise ValueError("a reversed RNN starts at each sequence's last step: no h0")
     offsets = step_offsets(counts)
     buf = np.empty((int(counts[0]) if len(counts) else 0, Wh.shape[1]), A.dtype)
-    for t in _step_order(counts, reverse):  # the recurrence: the only loop, over time
-        k = int(counts[t])
-        a = A[offsets[t]:offsets[t] + k]
-        if not reverse and t > 0:
-            a += np.matmul(A[offsets[t - 1]:offsets[t - 1] + k], Wh, out=buf[:k])
-        elif not reverse and h0 is not None:
-            a += np.matmul(h0, Wh, out=buf[:k])
-        elif reverse and t + 1 < len(counts):
-            n = int(counts[t + 1])  # the sequences that have a step t+1
-            a[:n] += np.matmul(A[offsets[t + 1]:offsets[t + 1] + n], Wh, out=buf[:n])
-        _activate(a, nonlinearity)
+
+    def sequences(lo, hi):  # the recurrence of sequences lo..hi-1: the only loop, over time
+        for t in _step_order(counts, reverse):
+            k = min(int(counts[t]), hi)
+            if k <= lo:
+                continue
+            a = A[offsets[t] + lo:offsets[t] + k]
+            if not reverse and t > 0:
+                a += np.matmul(A[offsets[t - 1] + lo:offsets[t - 1] + k], Wh, out=buf[lo:k])
+            elif not reverse and h0 is not None:
+                a += np.matmul(h0[lo:k], Wh, out=buf[lo:k])
+            elif reverse and t + 1 < len(counts):
+                n = min(int(counts[t + 1]), hi)  # the sequences that have a step t+1
+                if n > lo:
+                    a[:n - lo] += np.matmul(A[offsets[t + 1] + lo:offsets[t + 1] + n], Wh,
+                                            out=buf[lo:n])
+            _activate(a, nonlinearity)
+    in_sequence_groups(sequences, counts)  # groups of sequences on threads: see blas.py
     return A, RNNCache(A, Wh, np.asarray(counts), h0, reverse, nonlinearity)
 
 
@@ -64,18 +72,24 @@ def rnn_backward(dH, cache):
     Wh_T = Wh.T
     dWh = np.zeros_like(Wh)
     buf = np.empty((int(counts[0]) if len(counts) else 0, Wh.shape[0]), dA.dtype)
-    for t in _step_order(counts, not reverse):
-        k = int(counts[t])
-        cur = slice(offsets[t], offsets[t] + k)
-        dz = dA[cur]
-        _local_gradient(dz, H[cur], nonlinearity)  # dA becomes d(pre-activation) here
-        if not reverse and t > 0:
-            prev = slice(offsets[t - 1], offsets[t - 1] + k)
-            dA[prev] += np.matmul(dz, Wh_T, out=buf[:k])
-        elif reverse and t + 1 < len(counts):
-            n = int(counts[t + 1])
-            nxt = slice(offsets[t + 1], offsets[t + 1] + n)
-            dA[nxt] += np.matmul(dz[:n], Wh_T, out=buf[:n])
+
+    def sequences(lo, hi):
+        for t in _step_order(counts, not reverse):
+            k = min(int(counts[t]), hi)
+            if k <= lo:
+                continue
+            cur = slice(offsets[t] + lo, offsets[t] + k)
+            dz = dA[cur]
+            _local_gradient(dz, H[cur], nonlinearity)  # dA becomes d(pre-activation) here
+            if not reverse and t > 0:
+                prev = slice(offsets[t - 1] + lo, offsets[t - 1] + k)
+                dA[prev] += np.matmul(dz, Wh_T, out=buf[lo:k])
+            elif reverse and t + 1 < len(counts):
+                n = min(int(counts[t + 1]), hi)
+                if n > lo:
+                    nxt = slice(offsets[t + 1] + lo, offsets[t + 1] + n)
+                    dA[nxt] += np.matmul(dz[:n - lo], Wh_T, out=buf[lo:n])
+    in_sequence_groups(sequences, counts)
     # dWh from one product over every row that had a recurrent input
     if reverse:
         rows, source = next_rows(counts)

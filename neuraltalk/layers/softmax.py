@@ -9,6 +9,8 @@ from collections import namedtuple
 
 import numpy as np
 
+from neuraltalk.layers.blas import in_row_chunks
+
 SoftmaxCache = namedtuple("SoftmaxCache", ["P", "row_sums", "targets"])
 
 
@@ -18,9 +20,15 @@ def softmax_cross_entropy_forward(Y, targets):
     losses[r] = -log(1e-20 + softmax(Y[r])[targets[r]]). Y is overwritten: the cache holds
     the unnormalised probabilities in its place (the vocabulary-wide exp is the biggest
     temporary of a caption model, so it is made once)."""
-    Y -= Y.max(1, keepdims=True)
-    P = np.exp(Y, out=Y)
-    row_sums = P.sum(1)
+    row_sums = np.empty(len(Y), Y.dtype)
+
+    def rows(r):  # the rows are independent: the exp runs on every core (see blas.py)
+        y = Y[r]
+        y -= y.max(1, keepdims=True)
+        np.exp(y, out=y)
+        row_sums[r] = y.sum(1)
+    in_row_chunks(rows, len(Y))
+    P = Y
     p_target = P[np.arange(len(P)), targets] / row_sums
     losses = -np.log(1e-20 + p_target.astype(np.float64))
     return losses, SoftmaxCache(P, row_sums, targets)
@@ -32,7 +40,11 @@ def softmax_cross_entropy_backward(row_weights, cache):
     P = cache.P
     w = np.broadcast_to(np.asarray(row_weights, dtype=np.float64), cache.row_sums.shape)
     dY = P
-    dY *= (w / cache.row_sums).astype(P.dtype)[:, None]
+    scale = (w / cache.row_sums).astype(P.dtype)[:, None]
+
+    def rows(r):
+        dY[r] *= scale[r]
+    in_row_chunks(rows, len(P))
     dY[np.arange(len(P)), cache.targets] -= w.astype(P.dtype)
     return dY
 

@@ -110,9 +110,27 @@ def start(model, feats, params):
 
 
 def step(model, state, prev_words, params):
-    """Feed Ws[prev_words] (B,); returns the logits (B, V) of the next word and the new state."""
-    h, c = _tick(model, model["Ws"][prev_words], state["h"], state["c"], params)
+    """Feed Ws[prev_words] (B,); returns the logits (B, V) of the next word and the new state.
+    With decoding_model's table the words' input projections are its rows."""
+    if "Pw" in model:
+        WLSTM = model["WLSTM"]
+        h, c = lstm_step(model["Pw"][prev_words], state["h"], state["c"],
+                         WLSTM[WLSTM.shape[0] - WLSTM.shape[1] // 4:],
+                         params.get("tanhC_version", 0))
+    else:
+        h, c = _tick(model, model["Ws"][prev_words], state["h"], state["c"], params)
     return h @ model["Wd"] + model["bd"], {"h": h, "c": c}
+
+
+def decoding_model(model, params):
+    """The model with Pw = Ws WLSTM[1:1+E] + WLSTM[0] (V, 4H), the input projection of
+    every word, for decoding many steps: one (V, E) x (E, 4H) product instead of a
+    (rows, E) x (E, 4H) product a step (worth it once rows x steps exceeds V)."""
+    if "Pw" in model:
+        return model
+    WLSTM = model["WLSTM"]
+    E = model["Ws"].shape[1]
+    return dict(model, Pw=model["Ws"] @ WLSTM[1:1 + E] + WLSTM[0])
 
 
 def _tick(model, x, h_prev, c_prev, params):

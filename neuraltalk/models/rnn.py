@@ -113,11 +113,23 @@ def start(model, feats, params):
 
 
 def step(model, state, prev_words, params):
-    """Feed Ws[prev_words] (B,); returns the logits (B, V) of the next word and the new state."""
-    xsh = model["Ws"][prev_words] @ model["Wxh"] + model["bxh"]
+    """Feed Ws[prev_words] (B,); returns the logits (B, V) of the next word and the new state.
+    With decoding_model's table the words' input parts are its rows."""
+    if "Pw" in model:
+        xsh = model["Pw"][prev_words]
+    else:
+        xsh = model["Ws"][prev_words] @ model["Wxh"] + model["bxh"]
     if params.get("rnn_relu_encoders", 0):
         xsh = np.maximum(xsh, 0)
     # summed in the training forward's order: xs_t + bhh + x_img, then h_{t-1} Whh
     h = rnn_step(xsh + model["bhh"] + state["image"], state["h"], model["Whh"])
     image = np.zeros_like(state["image"]) if params.get("rnn_feed_once", 0) else state["image"]
     return h @ model["Wd"] + model["bd"], {"h": h, "image": image}
+
+
+def decoding_model(model, params):
+    """The model with Pw = Ws Wxh + bxh (V, H), the input part of every word, for decoding
+    many steps (see lstm.decoding_model)."""
+    if "Pw" in model:
+        return model
+    return dict(model, Pw=model["Ws"] @ model["Wxh"] + model["bxh"])

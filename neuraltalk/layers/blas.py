@@ -1,0 +1,138 @@
+"""One BLAS thread for the recurrences' per-step products.
+
+A recurrence multiplies small matrices one step after another (a step of an LSTM-256 on a
+batch of 100 is a (100, 256) x (256, 1024) product, ~0.1 ms of work). With OpenBLAS's
+threads each such product hands half of itself to another thread and waits for it: when
+that thread is not running at once (any other load on the machine) the wait costs far
+more than the product. Measured on the shared 2-core machine of bench/train_speed.py:
+a (100, 256) x (256, 256) product took 31 ms with 2 threads and 1.4 ms with one. So the
+loops over time steps run their products on one thread (`one_thread()`), and the
+time-distributed products around them (inputs, decoder, weight gradients: large, one call
+each) keep the process's thread count.
+
+numpy's OpenBLAS is found among the loaded libraries (/proc/self/maps) and called through
+ctypes, as threadpoolctl does; without it (another BLAS, another OS) `one_thread()` does
+nothing, and only speed differs. The thread count is process-wide: a thread decoding
+while another trains shares it (results are the same either way).
+"""
+import contextlib
+import ctypes
+import threading
+
+_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+            "openblas_set_num_threads64_", "openblas_set_num_threads")
+_GETTERS = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
+            "openblas_get_num_threads64_", "openblas_get_num_threads")
+_lock = threading.Lock()
+_state = {"found": None, "depth": 0, "saved": None}
+
+
+def _openblas():
+    """(set, get) of the loaded OpenBLAS, or None."""
+    if _state["found"] is None:
+        _state["found"] = False
+        try:
+            import numpy  # noqa: F401  (loads its BLAS)
+            with open("/proc/self/maps") as f:
+                paths = sorted({line.split()[-1] for line in f
+                                if "openblas" in line.lower() and "/" in line})
+            for path in paths:
+                lib = ctypes.CDLL(path)
+                setter = next((getattr(lib, n) for n in _SETTERS if hasattr(lib, n)), None)
+                getter = next((getattr(lib, n) for n in _GETTERS if hasattr(lib, n)), None)
+                if setter is not None and getter is not None:
+                    setter.argtypes, setter.restype = [ctypes.c_int], None
+                    getter.argtypes, getter.restype = [], ctypes.c_int
+                    _state["found"] = (setter, getter)
+                    break
+        except (OSError, ValueError, AttributeError):
+            pass
+    return _state["found"] or None
+
+
+def threads():
+    """OpenBLAS's thread count now (outside one_thread blocks: the process's); 1 when
+    numpy's BLAS is not a known OpenBLAS."""
+    blas = _openblas()
+    with _lock:
+        if blas is None:
+            return 1
+        return _state["saved"] if _state["depth"] else blas[1]()
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run the block's BLAS calls on one thread; the count before is restored after
+    (nested blocks and concurrent Python threads restore it once, at the last exit)."""
+    blas = _openblas()
+    if blas is None:
+        yield
+        return
+    setter, getter = blas
+    with _lock:
+        if _state["depth"] == 0:
+            _state["saved"] = getter()
+            if _state["saved"] > 1:
+                setter(1)
+        _state["depth"] += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _state["depth"] -= 1
+            if _state["depth"] == 0 and _state["saved"] > 1:
+                setter(_state["saved"])
+
+
+_pool = {}
+
+
+def in_row_chunks(fn, n_rows, min_rows=64):
+    """fn(rows) for row slices that cover range(n_rows), run on as many Python threads as
+    BLAS threads: numpy releases the GIL in its elementwise loops, which otherwise use one
+    core while BLAS uses them all. For work whose rows are independent (a row's result
+    does not depend on the chunking, so it is exactly what fn(slice(0, n_rows)) gives)."""
+    parts = min(threads(), n_rows // min_rows) if n_rows >= 2 * min_rows else 1
+    if parts <= 1:
+        fn(slice(0, n_rows))
+        return
+    pool = _get_pool(parts)
+    bounds = [n_rows * i // parts for i in range(parts + 1)]
+    futures = [pool.submit(fn, slice(a, b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    for f in futures:
+        f.result()
+
+
+def in_sequence_groups(fn, counts, min_rows=16):
+    """fn(lo, hi) for groups of the sequences of a packed batch with `counts` rows per
+    step (see packed.py), covering sequences 0..counts[0]-1, with one BLAS thread:
+    a recurrence's sequences are independent of one another, so each group runs its whole
+    loop over time on its own Python thread (as many as BLAS threads), with rows split so
+    that the groups have about as many rows each. A group's products and elementwise work
+    are those of its rows alone, so the results are those of one group of all."""
+    import numpy as np
+    B = int(counts[0]) if len(counts) else 0
+    with one_thread():
+        parts = min(threads(), B // min_rows)  # the count outside this block
+        if parts <= 1:
+            fn(0, B)
+            return
+        # rows of sequence j = its steps = #(counts > j); the longest sequences come first
+        steps = (np.asarray(counts)[None, :] > np.arange(B)[:, None]).sum(1)
+        cum = np.cumsum(steps)
+        bounds = [0] + [int(np.searchsorted(cum, cum[-1] * i / parts)) + 1
+                        for i in range(1, parts)] + [B]
+        bounds = sorted(set(min(max(b, 0), B) for b in bounds))
+        pool = _get_pool(len(bounds) - 1)
+        futures = [pool.submit(fn, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+        for f in futures:
+            f.result()
+
+
+def _get_pool(parts):
+    with _lock:
+        pool = _pool.get(parts)
+        if pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+            pool = _pool[parts] = ThreadPoolExecutor(parts, thread_name_prefix="neuraltalk-rows")
+    return pool
