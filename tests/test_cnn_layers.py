@@ -97,3 +97,22 @@ def test_convolution_in_small_chunks_equals_a_loop(monkeypatch, k, stride, paddi
     monkeypatch.setattr(layers, "DEPTHWISE_BYTES", 9 * 8 * 8 * cout)
     got = layers.conv2d(x, w, b, stride=stride, padding=padding, groups=groups, activation="relu")
     np.testing.assert_allclose(got, np.maximum(expected, 0), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("budget", [1 << 30, 1])
+def test_winograd_convolution_equals_a_loop(monkeypatch, budget):
+    # 64 channels, 3 x 3, stride 1, even output: F(2x2, 3x3); the small budget makes
+    # chunks of one band of tile rows, the large one a chunk of both images
+    monkeypatch.setattr(layers, "WINOGRAD_BYTES", budget)
+    monkeypatch.setattr(layers, "MIN_ROWS", 4)
+    monkeypatch.setattr(layers, "WINOGRAD_MIN_TILES", 1)
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(2, 6, 8, 64))
+    w = rng.normal(size=(3, 3, 64, 3))
+    b = rng.normal(size=3)
+    got = layers.conv2d(x, w, b, padding=1, activation="relu")
+    np.testing.assert_allclose(got, np.maximum(_loop_conv(x, w, b, 1, 1, 1), 0), rtol=1e-10,
+                               atol=1e-10)
+    monkeypatch.setattr(layers, "WINOGRAD_MIN_CHANNELS", 10 ** 9)  # the im2col path agrees
+    np.testing.assert_allclose(layers.conv2d(x, w, b, padding=1, activation="relu"), got,
+                               rtol=1e-10, atol=1e-10)
