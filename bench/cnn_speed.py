@@ -18,7 +18,8 @@ import os
 import sys
 import time
 
-p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+p = argparse.ArgumentParser(description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
 p.add_argument("--repeats", type=int, default=3)
 p.add_argument("--threads", type=int, default=2,
                help="BLAS threads of NumPy and torch.set_num_threads (default 2)")

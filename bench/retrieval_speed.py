@@ -15,7 +15,8 @@ import os
 import sys
 import time
 
-p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+p = argparse.ArgumentParser(description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
 p.add_argument("--images", type=int, default=1000)
 p.add_argument("--embedding_size", type=int, default=1000)
 p.add_argument("--threads", type=int, default=2, help="BLAS threads (default 2)")
@@ -93,7 +94,8 @@ def main(args):
     counts = np.full(n, R)
     words = rng.integers(1, V, size=(5 * n, T)).astype(np.int32)
     lengths = np.full(5 * n, T)
-    print("threads %d (load average %s)" % (args.threads, " ".join(open("/proc/loadavg").read().split()[:3])))
+    load = " ".join(open("/proc/loadavg").read().split()[:3])
+    print("threads %d (load average %s)" % (args.threads, load))
     rate = sgemm_rate(h)
     before = peak_mb()
     t0 = time.perf_counter()
@@ -122,7 +124,8 @@ def main(args):
     for name, sec, fl in (("region embeddings (eq. 1)", embed, flops["embed"]),
                           ("BRNN over the sentences", brnn_s, flops["brnn"]),
                           ("region-word products, max, sums", dots, flops["dots"]),
-                          ("chunking, segment sums, copies", rest, 0), ("ranks and recalls", rank_s, 0)):
+                          ("chunking, segment sums, copies", rest, 0),
+                          ("ranks and recalls", rank_s, 0)):
         share = "%.2f" % (fl / 1e9 / rate / sec) if fl and sec else ""
         print("  %-34s %7.2f %9.0f %13s" % (name, sec, fl / 1e9, share))
     total_fl = sum(flops.values())

@@ -81,7 +81,8 @@ def test_relu6_and_relu():
 
 
 @pytest.mark.parametrize("k, stride, padding, cin, cout, groups", CASES)
-def test_convolution_in_small_chunks_equals_a_loop(monkeypatch, k, stride, padding, cin, cout, groups):
+def test_convolution_in_small_chunks_equals_a_loop(monkeypatch, k, stride, padding, cin, cout,
+                                                   groups):
     # budgets of a few rows force bands of rows, groups of images and partial last chunks
     for name, value in (("PATCH_BYTES", 1), ("MIN_ROWS", 5), ("EPILOGUE_BYTES", 1),
                         ("DEPTHWISE_BYTES", 8 * 4 * cout)):
@@ -101,9 +102,10 @@ def test_convolution_in_small_chunks_equals_a_loop(monkeypatch, k, stride, paddi
 
 @pytest.mark.parametrize("budget", [1 << 30, 1])
 def test_winograd_convolution_equals_a_loop(monkeypatch, budget):
-    # 64 channels, 3 x 3, stride 1, even output: F(2x2, 3x3); the small budget makes
-    # chunks of one band of tile rows, the large one a chunk of both images
+    # 3 x 3, stride 1, even output: F(2x2, 3x3); the small budget makes chunks of one
+    # band of tile rows, the large one a chunk of both images
     monkeypatch.setattr(layers, "WINOGRAD_BYTES", budget)
+    monkeypatch.setattr(layers, "WINOGRAD_MIN_CHANNELS", 64)
     monkeypatch.setattr(layers, "MIN_ROWS", 4)
     monkeypatch.setattr(layers, "WINOGRAD_MIN_TILES", 1)
     rng = np.random.default_rng(7)

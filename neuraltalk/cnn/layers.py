@@ -3,8 +3,10 @@
 Convolution weights are (kh, kw, C_in / groups, C_out). A convolution is one matrix
 product over im2col patches, built and multiplied in cache-sized chunks; a 1 x 1
 convolution is a plain product; a depthwise one (groups == channels) sums kh*kw shifted,
-weighted copies of the input in place, never building the patch matrix. Bias and
-activation are applied to each chunk of output as it is made. Batch normalisation is folded into the convolution before inference.
+weighted copies of the input in place, never building the patch matrix; a 3 x 3,
+stride-1 one of 256 channels or more uses Winograd's F(2x2, 3x3). Bias and activation
+are applied to each chunk of output as it is made. Batch normalisation is folded into
+the convolution before inference.
 """
 import numpy as np
 
@@ -77,7 +79,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, groups=1, activation=None):
     budget = max(MIN_ROWS, PATCH_BYTES // (taps * cin * out.itemsize))
     images = max(1, budget // per_image)
     band = min(Ho, max(1, budget // Wo))
-    buf = np.empty(min(images, N) * per_image * taps * cin if band == Ho else band * Wo * taps * cin,
+    buf = np.empty((min(images, N) * per_image if band == Ho else band * Wo) * taps * cin,
                    dtype=np.result_type(x))
     for n0 in range(0, N, images if band == Ho else 1):
         n1 = min(N, n0 + images) if band == Ho else n0 + 1
@@ -87,8 +89,9 @@ def conv2d(x, w, b=None, stride=1, padding=0, groups=1, activation=None):
             patches = buf[:m * taps * cin].reshape(n1 - n0, y1 - y0, Wo, taps, cin)
             for i in range(kh):  # one strided copy per kernel offset
                 for j in range(kw):
-                    patches[:, :, :, i * kw + j] = x[n0:n1, y0 * stride + i:(y1 - 1) * stride + i + 1:stride,
-                                                     j:j + stride * (Wo - 1) + 1:stride]
+                    patches[:, :, :, i * kw + j] = x[
+                        n0:n1, y0 * stride + i:(y1 - 1) * stride + i + 1:stride,
+                        j:j + stride * (Wo - 1) + 1:stride]
             r0 = (n0 * Ho + y0) * Wo
             o = rows[r0:r0 + m]
             patches = patches.reshape(m, taps, cin)
@@ -108,10 +111,13 @@ def conv2d(x, w, b=None, stride=1, padding=0, groups=1, activation=None):
 # Networks): a 2 x 2 block of outputs from a 4 x 4 tile of input in 16 products per
 # channel pair instead of 36, so 2.25 times fewer multiply-adds in the matrix products;
 # the transforms only add and subtract, and cost what they read and write, which is small
-# beside the products once there are 64 channels or more (all of VGG-16 but its first
-# layer). Below a few hundred tiles (VGG-16's last block at batch 1: 49) the 16 small
-# products run slowly enough that im2col's one larger product wins.
-WINOGRAD_MIN_CHANNELS = 64
+# beside the products once there are 256 channels or more (VGG-16's blocks 3 to 5). The
+# transforms run on one core: with 64 or 128 channels they made the whole network 1.7
+# times faster on one BLAS thread but 0.6 times as fast on two on a loaded machine; from
+# 256 channels on, 1.5 times on one thread and as fast as im2col on two. Below a few
+# hundred tiles (VGG-16's last block at batch 1: 49) the 16 small products run slowly
+# enough that im2col's one larger product wins.
+WINOGRAD_MIN_CHANNELS = 256
 WINOGRAD_MIN_TILES = 128
 WINOGRAD_BYTES = 8 << 20  # the transformed inputs and products of one chunk
 G_MATRIX = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]])
@@ -185,19 +191,9 @@ def grouped_matmul(x, w, groups, out=None):
     if out is None:
         out = np.empty((len(x), cout), dtype=np.result_type(x, w))
     for g in range(groups):
-        out[:, g * cout_g:(g + 1) * cout_g] = x[:, g * cin_g:(g + 1) * cin_g] @ w[:, g * cout_g:(g + 1) * cout_g]
+        out[:, g * cout_g:(g + 1) * cout_g] = (x[:, g * cin_g:(g + 1) * cin_g]
+                                               @ w[:, g * cout_g:(g + 1) * cout_g])
     return out
-
-
-def im2col(x, kh, kw, stride, Ho, Wo):
-    """Patches (N*Ho*Wo, kh*kw, C) of a padded input, one strided slice per offset."""
-    N, _, _, C = x.shape
-    patches = np.empty((N, Ho, Wo, kh * kw, C), dtype=x.dtype)
-    for i in range(kh):  # kh*kw slices, each over the whole batch
-        for j in range(kw):
-            patches[:, :, :, i * kw + j] = x[:, i:i + stride * (Ho - 1) + 1:stride,
-                                             j:j + stride * (Wo - 1) + 1:stride]
-    return patches.reshape(N * Ho * Wo, kh * kw, C)
 
 
 def padded_phases(x, kh, kw, stride, padding):
@@ -248,8 +244,9 @@ def depthwise(phases, w, stride, Ho, Wo, b=None, activation=None, out=None):
             for i in range(kh):
                 for j in range(kw):
                     c0 = j // stride
-                    src = phases[j % stride][n0:n1, y0 * stride + i:(y1 - 1) * stride + i + 1:stride,
-                                             c0:c0 + Wo].reshape(n1 - n0, y1 - y0, Wo * C)
+                    src = phases[j % stride][
+                        n0:n1, y0 * stride + i:(y1 - 1) * stride + i + 1:stride, c0:c0 + Wo]
+                    src = src.reshape(n1 - n0, y1 - y0, Wo * C)
                     if i == j == 0:
                         np.multiply(src, wt[0, 0], out=acc)
                     else:
