@@ -78,3 +78,43 @@ def test_folded_batch_norm_equals_conv_then_batch_norm():
 def test_relu6_and_relu():
     np.testing.assert_array_equal(layers.relu6(np.array([-1.0, 3.0, 9.0])), [0, 3, 6])
     np.testing.assert_array_equal(layers.relu(np.array([-1.0, 3.0])), [0, 3])
+
+
+@pytest.mark.parametrize("k, stride, padding, cin, cout, groups", CASES)
+def test_convolution_in_small_chunks_equals_a_loop(monkeypatch, k, stride, padding, cin, cout,
+                                                   groups):
+    # budgets of a few rows force bands of rows, groups of images and partial last chunks
+    for name, value in (("PATCH_BYTES", 1), ("MIN_ROWS", 5), ("EPILOGUE_BYTES", 1),
+                        ("DEPTHWISE_BYTES", 8 * 4 * cout)):
+        monkeypatch.setattr(layers, name, value)
+    rng = np.random.default_rng(k * 100 + stride * 10 + cin + 1)
+    x = rng.normal(size=(3, 9, 8, cin))
+    w = rng.normal(size=(k, k, cin // groups, cout))
+    b = rng.normal(size=cout)
+    expected = _loop_conv(x, w, b, stride, padding, groups)
+    got = layers.conv2d(x, w, b, stride=stride, padding=padding, groups=groups, activation="relu6")
+    np.testing.assert_allclose(got, np.clip(expected, 0, 6), rtol=1e-10, atol=1e-10)
+    monkeypatch.setattr(layers, "MIN_ROWS", 40)  # whole images per chunk, the last one partial
+    monkeypatch.setattr(layers, "DEPTHWISE_BYTES", 9 * 8 * 8 * cout)
+    got = layers.conv2d(x, w, b, stride=stride, padding=padding, groups=groups, activation="relu")
+    np.testing.assert_allclose(got, np.maximum(expected, 0), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("budget", [1 << 30, 1])
+def test_winograd_convolution_equals_a_loop(monkeypatch, budget):
+    # 3 x 3, stride 1, even output: F(2x2, 3x3); the small budget makes chunks of one
+    # band of tile rows, the large one a chunk of both images
+    monkeypatch.setattr(layers, "WINOGRAD_BYTES", budget)
+    monkeypatch.setattr(layers, "WINOGRAD_MIN_CHANNELS", 64)
+    monkeypatch.setattr(layers, "MIN_ROWS", 4)
+    monkeypatch.setattr(layers, "WINOGRAD_MIN_TILES", 1)
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(2, 6, 8, 64))
+    w = rng.normal(size=(3, 3, 64, 3))
+    b = rng.normal(size=3)
+    got = layers.conv2d(x, w, b, padding=1, activation="relu")
+    np.testing.assert_allclose(got, np.maximum(_loop_conv(x, w, b, 1, 1, 1), 0), rtol=1e-10,
+                               atol=1e-10)
+    monkeypatch.setattr(layers, "WINOGRAD_MIN_CHANNELS", 10 ** 9)  # the im2col path agrees
+    np.testing.assert_allclose(layers.conv2d(x, w, b, padding=1, activation="relu"), got,
+                               rtol=1e-10, atol=1e-10)

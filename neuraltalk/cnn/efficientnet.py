@@ -84,18 +84,18 @@ def from_map(net, x):
 
 def feature_map(net, x):
     """x (N, 224, 224, 3) preprocessed -> the final map after the head (N, 7, 7, 1280)."""
-    x = layers.relu6(layers.conv2d(x, *net["stem"], stride=2, padding="same"))
+    x = layers.conv2d(x, *net["stem"], stride=2, padding="same", activation="relu6")
     for block in net["blocks"]:
         inp = x
         if block["expand"] is not None:
-            x = layers.relu6(layers.conv2d(x, *block["expand"]))
+            x = layers.conv2d(x, *block["expand"], activation="relu6")
         w, b = block["depthwise"]
-        x = layers.relu6(layers.conv2d(x, w, b, stride=block["stride"], padding="same",
-                                       groups=x.shape[-1]))
+        x = layers.conv2d(x, w, b, stride=block["stride"], padding="same", groups=x.shape[-1],
+                          activation="relu6")
         x = layers.conv2d(x, *block["project"])
         if block["stride"] == 1 and inp.shape == x.shape:
             x += inp
-    return layers.relu6(layers.conv2d(x, *net["head"]))
+    return layers.conv2d(x, *net["head"], activation="relu6")
 
 
 def input_box(size, short_side=256, crop=224):

@@ -134,7 +134,8 @@ def feature_map(net, x):
     Attend and Tell's annotation vectors."""
     for b, n, _ in BLOCKS:
         for i in range(n):
-            x = layers.relu(layers.conv2d(x, *net["block%d_conv%d" % (b, i + 1)], padding=1))
+            x = layers.conv2d(x, *net["block%d_conv%d" % (b, i + 1)], padding=1,
+                              activation="relu")
         if b < len(BLOCKS):
             x = layers.max_pool(x, 2)
     return x
