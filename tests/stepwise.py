@@ -68,11 +68,16 @@ def best_sequence_by_brute_force(model, params, feat, V, steps):
         for seq in itertools.product(range(V), repeat=length):
             if 0 in seq[:-1] or (length < steps and seq[-1] != 0):
                 continue  # END only last; short sequences must end
-            state = captioning.start(model, feat[None], params)
-            prev, total = 0, 0.0
-            for w in seq:
-                logprobs, state = captioning.step(model, state, np.array([prev]), params)
-                total += logprobs[0, w]
-                prev = w
-            best = max(best, (total, list(seq)))
+            best = max(best, (sequence_log_probability(model, params, feat, seq), list(seq)))
     return best
+
+
+def sequence_log_probability(model, params, feat, seq):
+    """log p(seq | image) for one image feature (D,), step by step from START."""
+    state = captioning.start(model, feat[None], params)
+    prev, total = 0, 0.0
+    for w in seq:
+        logprobs, state = captioning.step(model, state, np.array([prev]), params)
+        total += logprobs[0, w]
+        prev = w
+    return total

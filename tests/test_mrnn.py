@@ -13,7 +13,8 @@ from neuraltalk.layers.packed import layout
 from neuraltalk.models import captioning, module_of, mrnn
 from neuraltalk.train.gradcheck import gradient_errors
 
-from stepwise import greedy, sentence_loss, teacher_forced_log_likelihood
+from stepwise import (greedy, sentence_loss, sequence_log_probability,
+                      teacher_forced_log_likelihood)
 
 D, E1, E2, M, V = 7, 4, 5, 6, 11  # E2 is also the recurrent layer's size
 LENGTHS = (3, 1, 5, 0, 2, 5)  # different lengths, a tie, an empty sentence, unsorted
@@ -168,16 +169,6 @@ def test_likelihood_matrix_is_each_pairs_batch_cost_divided_by_its_length():
         assert S[i, j] == pytest.approx(-cost["loss_cost"] / (LENGTHS[j] + 1), rel=1e-12)
 
 
-def _sequence_logprob(model, params, f, seq):
-    state = captioning.start(model, f[None], params)
-    prev, total = 0, 0.0
-    for w in seq:
-        logprobs, state = captioning.step(model, state, np.array([prev]), params)
-        total += logprobs[0, w]
-        prev = w
-    return total
-
-
 def test_beam_size_one_is_exactly_greedy():
     rng = np.random.default_rng(0)
     params = _params()
@@ -198,7 +189,7 @@ def test_wide_beam_finds_the_best_sequence_found_by_brute_force():
     for f in rng.normal(size=(3, D)):
         candidates = [s for n in range(1, steps + 1) for s in itertools.product(range(V4), repeat=n)
                       if 0 not in s[:-1] and (n == steps or s[-1] == 0)]
-        best = max((_sequence_logprob(model, params, f, s), list(s)) for s in candidates)
+        best = max((sequence_log_probability(model, params, f, s), list(s)) for s in candidates)
         beams = beam_search(model, params, f[None], beam_size=V4 ** steps, max_steps=steps)[0]
         assert beams[0][1] == best[1] and beams[0][0] == pytest.approx(best[0], abs=1e-12)
 
