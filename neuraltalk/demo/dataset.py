@@ -15,8 +15,9 @@ from neuraltalk.errors import NeuralTalkError
 
 MARKER = ".neuraltalk-shapes"
 # what a folder's marker says it holds; a folder the generator made in an older format is
-# made again (2: every region's features end with its box, 394-d)
-FORMAT = 2
+# made again (2: every region's features end with its box, 394-d; 3: the box as the
+# insets of its sides, zero for the whole image)
+FORMAT = 3
 GENERATED = ("dataset.json", "images", "vgg_feats.npy", "features.json", "regions.h5", MARKER)
 
 

@@ -6,9 +6,10 @@ histogram of all objects' outlines at full resolution (the shape of small object
 region's features are those of the image with every colour outside its box removed: a
 crop left in place rather than resized, so the words about size and position ("big", "in
 the top left") stay readable from a region, as they are from the whole image. They end
-with the box itself (x0, y0, x1, y1 over the image size): without it the whole image of
-a one-object scene and that object's box have the same features, and a model attending
-over the regions could not tell the object from the whole picture.
+with the box itself (how far each side lies inside the image's, 0 for the whole image):
+without it the whole image of a one-object scene and that object's box have the same
+features, and a model attending over the regions could not tell the object from the
+whole picture.
 """
 import numpy as np
 
@@ -68,10 +69,16 @@ FEATURE_WIDTH = len(COLORS) * (GRID * GRID + 1 + ORIENTATIONS * (4 + 1 + 1)) + B
 
 
 def geometry(boxes, width, height):
-    """(N, 4) boxes [x0, y0, x1, y1) in pixels -> (N, 4) float32 over the image's width and
-    height, x 4 (the scale of the occupancy grid): where the region is and how big."""
-    return np.asarray(boxes, dtype=np.float32) * (
-        np.float32(4.0) / np.array([width, height, width, height], dtype=np.float32))
+    """(N, 4) boxes [x0, y0, x1, y1) in pixels -> (N, 4) float32: how far each side of the
+    box lies inside the image's (x0 / W, y0 / H, 1 - x1 / W, 1 - y1 / H), x 4 (the scale of
+    the occupancy grid): where the region is and how big. The whole image gives zeros, so
+    whole-image features (what the generators without attention read) carry no constant
+    columns: with constant ones, Adam's first steps of self-critical training shifted
+    every image's encoding alike and lowered CIDEr-D."""
+    size = np.array([width, height, width, height], dtype=np.float32)
+    inset = np.asarray(boxes, dtype=np.float32) / size
+    inset[:, 2:] = 1 - inset[:, 2:]
+    return np.float32(4.0) * inset
 
 
 def preprocess(images):
