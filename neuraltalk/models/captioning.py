@@ -14,6 +14,7 @@ import numpy as np
 from neuraltalk.errors import NeuralTalkError
 from neuraltalk.layers.affine import affine_backward, affine_forward
 from neuraltalk.layers.dropout import dropout_mask
+from neuraltalk.layers.packed import layout
 from neuraltalk.layers.softmax import (log_softmax, softmax_cross_entropy_backward,
                                        softmax_cross_entropy_forward)
 
@@ -64,6 +65,18 @@ def word_and_image_dropout_masks(params, lay, rng, word_width, image_width, out_
                dropout_mask((B, image_width), p_enc, rng, dtype))
     dec = dropout_mask((N, out_width), params.get("drop_prob_decoder", 0), rng, dtype)
     return enc, dec
+
+
+def word_and_image_inputs(model, batch, params, rng, masks, dropout_masks):
+    """What the loss of a generator with word and image dropout (rnn, mrnn, lrcn) starts
+    from: the batch's packed layout, its image features in the layout's order, and the
+    masks (words, images, decoder): `masks` when given (gradient checks), else drawn by
+    the model's dropout_masks from rng."""
+    lay = layout(batch.words, batch.lengths)
+    feats = sorted_feats(batch, lay.order, model["Wd"].dtype)
+    enc_mask, dec_mask = masks if masks is not None else dropout_masks(params, model, lay, rng)
+    word_mask, image_mask = enc_mask if enc_mask is not None else (None, None)
+    return lay, feats, word_mask, image_mask, dec_mask
 
 
 def decoder_loss(model, Hdec, targets, B, params, regularized, compute_grads=True,

@@ -22,7 +22,6 @@ from neuraltalk.layers.affine import affine_backward, affine_forward
 from neuraltalk.layers.dropout import dropout_backward, dropout_forward
 from neuraltalk.layers.embedding import embedding_backward, embedding_forward, scatter_rows
 from neuraltalk.layers.lstm import lstm_backward, lstm_forward, lstm_step
-from neuraltalk.layers.packed import layout
 from neuraltalk.models import captioning
 
 NAME = "lrcn"
@@ -98,11 +97,8 @@ def dropout_masks(params, model, lay, rng):
 def loss(model, batch, params, rng=None, masks=None, compute_grads=True, return_dfeats=False,
          row_weights=None):
     """NeuralTalk's cost of a batch and the gradient of every parameter (see lstm.loss)."""
-    lay = layout(batch.words, batch.lengths)
-    dtype = model["Wd"].dtype
-    feats = captioning.sorted_feats(batch, lay.order, dtype)
-    enc_mask, dec_mask = masks if masks is not None else dropout_masks(params, model, lay, rng)
-    word_mask, image_mask = enc_mask if enc_mask is not None else (None, None)
+    lay, feats, word_mask, image_mask, dec_mask = captioning.word_and_image_inputs(
+        model, batch, params, rng, masks, dropout_masks)
     B = len(feats)
 
     Xi, image_cache = affine_forward(feats, model["We"], model["be"])  # x_img

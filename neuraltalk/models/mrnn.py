@@ -88,11 +88,8 @@ def language_part(model, inputs, counts, word_mask=None):
 def loss(model, batch, params, rng=None, masks=None, compute_grads=True, return_dfeats=False,
          row_weights=None):
     """NeuralTalk's cost of a batch and the gradient of every parameter (see lstm.loss)."""
-    lay = layout(batch.words, batch.lengths)
-    dtype = model["Wd"].dtype
-    feats = captioning.sorted_feats(batch, lay.order, dtype)
-    enc_mask, dec_mask = masks if masks is not None else dropout_masks(params, model, lay, rng)
-    word_mask, image_mask = enc_mask if enc_mask is not None else (None, None)
+    lay, feats, word_mask, image_mask, dec_mask = captioning.word_and_image_inputs(
+        model, batch, params, rng, masks, dropout_masks)
     B = len(feats)
 
     A, caches = language_part(model, lay.inputs, lay.counts, word_mask)
