@@ -10,8 +10,8 @@ decoded 64 images at a time (each beam carries its copy of the regions).
 
 With torch importable, the LSTM's rows also decode the same images in PyTorch (see
 bench/torch_side.py: nn.LSTMCell, batched beams, top-k over beams x vocabulary,
-inference_mode, the same batches of 256 images and thread count), interleaved with the
-project's runs, and print its images/s and the ratio. --growth adds how the LSTM's
+inference_mode, the same batches of 256 images and thread count), in blocks of runs
+alternating with the project's (bench/alternate.py), and print its images/s and the ratio. --growth adds how the LSTM's
 figure moves with the beam (1, 3, 7, 20) and the vocabulary (2.5k, 10k, 25k, beam 7).
 
 Usage: python bench/decode_speed.py [--images N] [--repeats R] [--generators lstm,mrnn,lrcn,attention]
@@ -20,7 +20,6 @@ Usage: python bench/decode_speed.py [--images N] [--repeats R] [--generators lst
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -29,12 +28,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from neuraltalk.models import captioning  # noqa: E402
 from neuraltalk.captions.decoding import decode_in_batches  # noqa: E402
 import torch_side  # noqa: E402
+from alternate import METHOD, alternate  # noqa: E402
+
+ROUNDS = 2  # blocks of runs per side (see alternate.py)
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--images", type=int, default=1000)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=4, help="timed runs per row (default 4)")
     p.add_argument("--generators", default="lstm,mrnn,lrcn",
                    help="comma-separated: lstm, rnn, mrnn, lrcn (LRCN-2f), attention "
                         "(default lstm,mrnn,lrcn)")
@@ -42,8 +44,8 @@ def main():
     p.add_argument("--growth", action="store_true",
                    help="also the LSTM at beam 1/3/7/20 and V 2.5k/10k/25k (beam 7)")
     args = p.parse_args()
-    print("%d BLAS threads; load average %s; PyTorch: %s" % (
-        torch_side.blas_threads(), " ".join("%.1f" % x for x in os.getloadavg()),
+    print("%d BLAS threads; the project and PyTorch timed %s; load average %s; PyTorch: %s" % (
+        torch_side.blas_threads(), METHOD % ROUNDS, " ".join("%.1f" % x for x in os.getloadavg()),
         torch_side.torch.__version__ if torch_side.available() else "not installed"))
     for generator in args.generators.split(","):
         run(generator, args)
@@ -79,25 +81,28 @@ def run(generator, args, beams=(1, 7), V=2538):
         torch_side.setup()
         ref = torch_side.LSTMDecoder(D, E, H, V)
     for beam_size in beams:
-        times, lengths, torch_times = [], [], []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
+        lengths = []
+
+        def ours(i, beam_size=beam_size):
             beams = list(decode_in_batches(model, params, feats, beam_size, batch_size,
                                            regions=regions))
-            times.append(time.perf_counter() - t0)
             lengths.append(np.mean([len(b[0][1]) for b in beams]))
-            if ref is not None:  # the same images in PyTorch, right after ours
-                t1 = time.perf_counter()
-                for start in range(0, args.images, batch_size):
-                    ref.decode(feats[start:start + batch_size], beam_size)
-                torch_times.append(time.perf_counter() - t1)
+
+        def theirs(i, beam_size=beam_size):  # the same images in PyTorch
+            for start in range(0, args.images, batch_size):
+                ref.decode(feats[start:start + batch_size], beam_size)
+
+        sides = {"ours": ours} if ref is None else {"ours": ours, "torch": theirs}
+        timed = alternate(sides, ROUNDS, args.repeats // ROUNDS + 1)
+        times = [t for _, t in timed["ours"]]
+        torch_times = [t for _, t in timed.get("torch", ())]
         t = np.median(times)
         versus = ""
         if torch_times:
             tt = np.median(torch_times)
             versus = "; PyTorch %7.0f images/s, ratio %.2fx" % (args.images / tt, tt / t)
         print("beam %2d: %7.0f images/s (median of %d: %.2fs for %d images; mean caption "
-              "length %.1f tokens)%s" % (beam_size, args.images / t, args.repeats, t,
+              "length %.1f tokens)%s" % (beam_size, args.images / t, len(times), t,
                                          args.images, np.mean(lengths), versus), flush=True)
 
 

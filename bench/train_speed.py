@@ -3,15 +3,16 @@
 
 Configurations: A) D=4096, E=H=256, V=2538 (Flickr8k defaults); B) D=4096, E=H=512,
 V=10000 (COCO size); every generator (m-RNN with its 128-d first embedding and 512-d
-multimodal layer, LRCN as its factored 2f variant). Between the timed steps the benchmark times a
-float32 square matrix product (sgemm), so the machine's matrix-multiply rate is measured
-under the same load as the steps; it prints the fraction of that rate the training step
+multimodal layer, LRCN as its factored 2f variant). In blocks alternating with the steps
+the benchmark times a float32 square matrix product (sgemm), so the machine's
+matrix-multiply rate is measured under the same load as the steps; it prints the fraction of that rate the training step
 reaches, counting the multiply-adds the step needs (2 FLOPs each; see step_macs).
 All figures are medians. On a shared machine they are noisy: rerun on a quiet one.
 
 With torch importable, the LSTM and RNN rows also time the same step in PyTorch (see
-bench/torch_side.py: nn.LSTM on packed sequences, the same loss, RMSprop), interleaved
-with the project's steps on the same batches, same thread count, and print its
+bench/torch_side.py: nn.LSTM on packed sequences, the same loss, RMSprop) on the same
+batches with the same thread count, in blocks of steps alternating with the project's
+(bench/alternate.py: step-by-step interleaving made PyTorch up to twice as slow), and print its
 sentences/s and the ratio. --growth adds how the LSTM's figure moves with the batch
 (25, 50, 100, 200, config A) and the vocabulary (2.5k, 10k, 25k at E = H = 256).
 Usage: python bench/train_speed.py [--repeats N] [--configs A,B] [--generators lstm,rnn,mrnn,lrcn]
@@ -20,7 +21,6 @@ Usage: python bench/train_speed.py [--repeats N] [--configs A,B] [--generators l
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from neuraltalk.train import solvers  # noqa: E402
 from neuraltalk.models import captioning  # noqa: E402
 from neuraltalk.data.batches import Batch  # noqa: E402
 import torch_side  # noqa: E402
+from alternate import METHOD, alternate  # noqa: E402
 
 CONFIGS = {"A": dict(D=4096, E=256, H=256, V=2538), "B": dict(D=4096, E=512, H=512, V=10000)}
 # the attention generator (rows only for --generators attention): R regions of D = 512
@@ -40,6 +41,7 @@ ATTENTION_CONFIGS = {"A20": dict(D=512, R=20, E=256, H=256, V=2538),
                      "B20": dict(D=512, R=20, E=512, H=512, V=10000),
                      "B196": dict(D=512, R=196, E=512, H=512, V=10000)}
 BATCH = 100
+ROUNDS = 3  # blocks of steps per side (see alternate.py)
 MRNN_E1, MRNN_M = 128, 512  # the m-RNN's first embedding and multimodal layer (its defaults)
 
 
@@ -96,12 +98,6 @@ def step_macs(generator, batch, D, E, H, V):
     return decoder + image + inputs + recurrent
 
 
-def sgemm_seconds(a, b):
-    t0 = time.perf_counter()
-    a @ b
-    return time.perf_counter() - t0
-
-
 def measure(generator, cfg, repeats, sgemm_n=1536, batch_size=BATCH, with_torch=True):
     cfg = dict(cfg)
     R = cfg.pop("R", None)
@@ -109,8 +105,9 @@ def measure(generator, cfg, repeats, sgemm_n=1536, batch_size=BATCH, with_torch=
 
 
 def _measure(generator, cfg, R, repeats, sgemm_n, batch_size, with_torch):
-    """Median sentences/s and step FLOP rate, median interleaved sgemm rate, mean length,
-    and PyTorch's median sentences/s on the same batches (None without torch)."""
+    """Median sentences/s and step FLOP rate, median sgemm rate (its blocks alternating
+    with the steps'), mean length, and PyTorch's median sentences/s on the same batches
+    (None without torch)."""
     rng = np.random.default_rng(0)
     params = {"generator": generator, "image_encoding_size": cfg["E"] if generator == "lstm"
               else cfg["H"], "word_encoding_size": cfg["E"], "hidden_size": cfg["H"],
@@ -124,27 +121,26 @@ def _measure(generator, cfg, R, repeats, sgemm_n, batch_size, with_torch):
     cache = {}
     a = rng.random((sgemm_n, sgemm_n), dtype=np.float32)
     b = rng.random((sgemm_n, sgemm_n), dtype=np.float32)
-    batches = [make_batch(rng, batch_size, cfg["D"], cfg["V"], R) for _ in range(repeats + 2)]
+    batches = [make_batch(rng, batch_size, cfg["D"], cfg["V"], R) for _ in range(5)]
     ref = None
     if with_torch and torch_side.available() and generator in ("lstm", "rnn"):
         torch_side.setup()
         ref = torch_side.CaptionTrainer(generator, cfg["D"], cfg["E"], cfg["H"], cfg["V"])
-    times, flops, sgemm, torch_times = [], [], [], []
-    for i, batch in enumerate(batches):
-        t0 = time.perf_counter()
-        _, grads = captioning.batch_cost(model, batch, params, rng)
+    n_batches = len(batches)
+
+    def ours(i):
+        _, grads = captioning.batch_cost(model, batches[i % n_batches], params, rng)
         solvers.update(model, grads, cache, params)
-        t = time.perf_counter() - t0
-        s = sgemm_seconds(a, b)
-        if ref is not None:  # the same batch in PyTorch, right after ours
-            t1 = time.perf_counter()
-            ref.step(batch)
-            if i >= 2:
-                torch_times.append(time.perf_counter() - t1)
-        if i >= 2:  # warm-up
-            times.append(t)
-            flops.append(2 * step_macs(generator, batch, **cfg) / t)
-            sgemm.append(2 * sgemm_n ** 3 / s)
+
+    sides = {"ours": ours, "sgemm": lambda i: a @ b}
+    if ref is not None:  # the same batches in PyTorch
+        sides["torch"] = lambda i: ref.step(batches[i % n_batches])
+    timed = alternate(sides, ROUNDS, repeats // ROUNDS + 1)
+    times = [t for _, t in timed["ours"]]
+    flops = [2 * step_macs(generator, batches[i % n_batches], **cfg) / t
+             for i, t in timed["ours"]]
+    sgemm = [2 * sgemm_n ** 3 / t for _, t in timed["sgemm"]]
+    torch_times = [t for _, t in timed.get("torch", ())]
     return (batch_size / np.median(times), np.median(times), np.median(flops), np.median(sgemm),
             np.mean([bt.lengths.mean() for bt in batches]),
             batch_size / np.median(torch_times) if torch_times else None)
@@ -161,9 +157,9 @@ def main():
     p.add_argument("--growth", action="store_true",
                    help="also the LSTM's figure at batch 25/50/100/200 and V 2.5k/10k/25k")
     args = p.parse_args()
-    print("batch %d, float32, rmsprop, dropout 0.5; medians of %d steps; sgemm 1536^3 timed "
-          "between the steps; %d BLAS threads; load average %s; PyTorch: %s" % (
-              BATCH, args.repeats, torch_side.blas_threads(),
+    print("batch %d, float32, rmsprop, dropout 0.5; medians of %d steps; the project, a "
+          "1536^3 sgemm and PyTorch timed %s; %d BLAS threads; load average %s; PyTorch: %s" % (
+              BATCH, ROUNDS * (args.repeats // ROUNDS), METHOD % ROUNDS, torch_side.blas_threads(),
               " ".join("%.1f" % x for x in os.getloadavg()),
               torch_side.torch.__version__ if torch_side.available() else "not installed"))
     print(HEADER)
