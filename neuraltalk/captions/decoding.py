@@ -109,7 +109,10 @@ def best_words(logits, k):
     logits (rows, V) is overwritten (by its exp)."""
     k = min(k, logits.shape[1])
     rows = np.arange(len(logits))
-    if k <= 32:  # k passes of argmax are much faster than a partial sort of each row;
+    if k == 1:  # greedy: one argmax pass, nothing to mask
+        top = logits.argmax(1)[:, None]
+        picked = logits[rows, top[:, 0]][:, None]
+    elif k <= 32:  # k passes of argmax are much faster than a partial sort of each row;
         # each pass masks its pick in place (no copy of the rows), and the picks are put back
         top = np.empty((len(logits), k), dtype=np.int64)
         picked = np.empty((len(logits), k), dtype=logits.dtype)

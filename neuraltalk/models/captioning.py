@@ -79,6 +79,14 @@ def word_and_image_inputs(model, batch, params, rng, masks, dropout_masks):
     return lay, feats, word_mask, image_mask, dec_mask
 
 
+def decoder_logits(model, h):
+    """The decoder's logits h Wd + bd (rows, V) of one decoding step, the bias added in place:
+    a second (rows, V) temporary per step costs more than the addition."""
+    Y = h @ model["Wd"]
+    Y += model["bd"]
+    return Y
+
+
 def decoder_loss(model, Hdec, targets, B, params, regularized, compute_grads=True,
                  row_weights=None):
     """NeuralTalk's cost of the decoder on the packed states Hdec (N, H) scored against

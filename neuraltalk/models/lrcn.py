@@ -186,4 +186,4 @@ def step(model, state, prev_words, params):
         below, new["c%d" % l] = lstm_step(p, state["h%d" % l], state["c%d" % l], blocks["rec"],
                                           tanhC=True)
         new["h%d" % l] = below
-    return below @ model["Wd"] + model["bd"], new
+    return captioning.decoder_logits(model, below), new

@@ -119,7 +119,7 @@ def step(model, state, prev_words, params):
                          params.get("tanhC_version", 0))
     else:
         h, c = _tick(model, model["Ws"][prev_words], state["h"], state["c"], params)
-    return h @ model["Wd"] + model["bd"], {"h": h, "c": c}
+    return captioning.decoder_logits(model, h), {"h": h, "c": c}
 
 
 def decoding_model(model, params):

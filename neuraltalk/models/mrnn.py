@@ -136,7 +136,7 @@ def step(model, state, prev_words, params):
     w = np.maximum(model["Ws"][prev_words] @ model["W2"] + model["b2"], 0)
     r = rnn_step(w, state["r"], model["Ur"])
     m = _g2(w @ model["Vw"] + r @ model["Vr"] + model["bm"] + state["image"])
-    return m @ model["Wd"] + model["bd"], {"r": r, "image": state["image"]}
+    return captioning.decoder_logits(model, m), {"r": r, "image": state["image"]}
 
 
 def likelihood_matrix(model, params, feats, words, lengths, image_chunk=16):

@@ -120,7 +120,7 @@ def step(model, state, prev_words, params):
     # summed in the training forward's order: xs_t + bhh + x_img, then h_{t-1} Whh
     h = rnn_step(xsh + model["bhh"] + state["image"], state["h"], model["Whh"])
     image = np.zeros_like(state["image"]) if params.get("rnn_feed_once", 0) else state["image"]
-    return h @ model["Wd"] + model["bd"], {"h": h, "image": image}
+    return captioning.decoder_logits(model, h), {"h": h, "image": image}
 
 
 def decoding_model(model, params):
