@@ -4,10 +4,10 @@ but the frozen word vectors), h = 1000, 300-d word vectors, 20 regions of 4096-d
 batch 100 pairs, V = 2538, sentence lengths like Flickr8k's (mean 11.5 words), float32.
 
 GFLOP/s counts the step's multiply-adds (bench/alignment_speed.py's step_macs, 2 FLOPs
-each); "of sgemm" divides it by a float32 1536^3 matrix product timed between the steps,
-under the same load. With torch importable the same step runs in PyTorch on the same
-batches right after each of ours (see bench/torch_side.py), same thread count, and the
-row prints its pairs/s and the ratio. All figures are medians. The default run also
+each); "of sgemm" divides it by a float32 1536^3 matrix product timed in blocks
+alternating with the steps, under the same load. With torch importable the same step runs
+in PyTorch on the same batches, in blocks alternating with ours (bench/alternate.py; see
+bench/torch_side.py), same thread count, and the row prints its pairs/s and the ratio. All figures are medians. The default run also
 prints how the figure moves with the batch (25, 50, 100, 200) and the vocabulary (2.5k,
 10k, 25k: the word vectors are fixed, so it should not move); --quick skips that.
 Usage: python bench/align_speed.py [--repeats N] [--quick]
@@ -15,7 +15,6 @@ Usage: python bench/align_speed.py [--repeats N] [--quick]
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -27,8 +26,10 @@ from neuraltalk.models import brnn  # noqa: E402
 from neuraltalk.train import solvers  # noqa: E402
 from alignment_speed import region_feats, sentences, step_macs  # noqa: E402
 import torch_side  # noqa: E402
+from alternate import METHOD, alternate  # noqa: E402
 
 D, R, V = 4096, 20, 2538
+ROUNDS = 2  # blocks of steps per side (see alternate.py)
 
 
 def measure(repeats, K=100, V=V, sgemm_n=1536):
@@ -45,28 +46,27 @@ def measure(repeats, K=100, V=V, sgemm_n=1536):
         ref = torch_side.BRNNTrainer(D, params["embedding_size"], params["word_vector_size"], V)
     a = rng.random((sgemm_n, sgemm_n), dtype=np.float32)
     cache = {}
-    times, flops, sgemm, torch_times = [], [], [], []
-    for i in range(repeats + 1):  # the first step allocates the solver's state
+    batches = []
+    for _ in range(5):
         words, lengths = sentences(rng, K, V)
-        feats = region_feats(rng, K, R)
-        batch = Batch(None, words, lengths, None, None, feats, np.full(K, R))
-        t0 = time.perf_counter()
-        _, grads = brnn.loss(model, batch, params)
+        batches.append(Batch(None, words, lengths, None, None, region_feats(rng, K, R),
+                             np.full(K, R)))
+
+    def ours(i):
+        _, grads = brnn.loss(model, batches[i % len(batches)], params)
         solvers.update(model, {k: grads[k] for k in keys}, cache, params)
-        t = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        a @ a
-        s = time.perf_counter() - t1
-        if ref is not None:
-            t1 = time.perf_counter()
-            ref.step(feats, words, lengths)
-            tt = time.perf_counter() - t1
-        if i >= 1:
-            times.append(t)
-            flops.append(2 * step_macs(params, R, int(lengths.sum()), K) / t)
-            sgemm.append(2 * sgemm_n ** 3 / s)
-            if ref is not None:
-                torch_times.append(tt)
+
+    sides = {"ours": ours, "sgemm": lambda i: a @ a}
+    if ref is not None:  # the same batches in PyTorch
+        sides["torch"] = lambda i: ref.step(batches[i % len(batches)].regions,
+                                            batches[i % len(batches)].words,
+                                            batches[i % len(batches)].lengths)
+    timed = alternate(sides, ROUNDS, max(2, -(-repeats // ROUNDS) + 1))
+    times = [t for _, t in timed["ours"]]
+    flops = [2 * step_macs(params, R, int(batches[i % len(batches)].lengths.sum()), K) / t
+             for i, t in timed["ours"]]
+    sgemm = [2 * sgemm_n ** 3 / t for _, t in timed["sgemm"]]
+    torch_times = [t for _, t in timed.get("torch", ())]
     t = float(np.median(times))
     return (K / t, t, np.median(flops) / 1e9, np.median(sgemm) / 1e9,
             K / np.median(torch_times) if torch_times else None)
@@ -89,8 +89,9 @@ def main():
     p.add_argument("--quick", action="store_true", help="the batch-100 row only")
     args = p.parse_args()
     print("BRNN h=1000, word vectors 300 (fixed), R=%d regions of %d-d, Adam, float32; "
-          "medians of %d steps; %d BLAS threads; load average %s; PyTorch: %s" % (
-              R, D, args.repeats, torch_side.blas_threads(),
+          "medians of %d steps, %s; %d BLAS threads; load average %s; PyTorch: %s" % (
+              R, D, ROUNDS * max(1, -(-args.repeats // ROUNDS)), METHOD % ROUNDS,
+              torch_side.blas_threads(),
               " ".join("%.1f" % x for x in os.getloadavg()),
               torch_side.torch.__version__ if torch_side.available() else "not installed"))
     print(HEADER)

@@ -97,7 +97,7 @@ def lstm_backward(dH, cache):
     dC = np.zeros((B, H), dH.dtype)  # gradient on c_t from step t+1, per row of step 0
     buf = np.empty((B, 4 * H), dH.dtype)
     hbuf = np.empty((B, H), dH.dtype)
-    Wh_T = np.ascontiguousarray(Wh.T)
+    Wh_T = np.ascontiguousarray(Wh.T)  # each step's product ran ~1.5x slower with the view
 
     def sequences(lo, hi):  # the recurrence of sequences lo..hi-1, backwards in time
         for t in reversed(range(len(counts))):
