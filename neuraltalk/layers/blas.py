@@ -31,23 +31,46 @@ def _openblas():
     """(set, get) of the loaded OpenBLAS, or None."""
     if _state["found"] is None:
         _state["found"] = False
-        try:
-            import numpy  # noqa: F401  (loads its BLAS)
-            with open("/proc/self/maps") as f:
-                paths = sorted({line.split()[-1] for line in f
-                                if "openblas" in line.lower() and "/" in line})
-            for path in paths:
-                lib = ctypes.CDLL(path)
-                setter = next((getattr(lib, n) for n in _SETTERS if hasattr(lib, n)), None)
-                getter = next((getattr(lib, n) for n in _GETTERS if hasattr(lib, n)), None)
-                if setter is not None and getter is not None:
-                    setter.argtypes, setter.restype = [ctypes.c_int], None
-                    getter.argtypes, getter.restype = [], ctypes.c_int
-                    _state["found"] = (setter, getter)
-                    break
-        except (OSError, ValueError, AttributeError):
-            pass
+        lib = _library()
+        if lib is not None:
+            setter = next(getattr(lib, n) for n in _SETTERS if hasattr(lib, n))
+            getter = next(getattr(lib, n) for n in _GETTERS if hasattr(lib, n))
+            setter.argtypes, setter.restype = [ctypes.c_int], None
+            getter.argtypes, getter.restype = [], ctypes.c_int
+            _state["found"] = (setter, getter)
     return _state["found"] or None
+
+
+def _library():
+    """numpy's OpenBLAS (the loaded library with a thread-count setter and getter), or None."""
+    try:
+        __import__("numpy")  # loads its BLAS
+        with open("/proc/self/maps") as f:
+            paths = sorted({line.split()[-1] for line in f
+                            if "openblas" in line.lower() and "/" in line})
+        for path in paths:
+            lib = ctypes.CDLL(path)
+            if any(hasattr(lib, n) for n in _SETTERS) and any(hasattr(lib, n) for n in _GETTERS):
+                return lib
+    except (OSError, ValueError, AttributeError):
+        pass
+    return None
+
+
+def reread_environment():
+    """Make an OpenBLAS loaded before OPENBLAS_THREAD_TIMEOUT was set take it: reread its
+    environment and stop its threads (they restart, with the new timeout, at the next
+    threaded call). Only while no BLAS call runs. True when done."""
+    lib = _library()
+    if lib is None or not all(hasattr(lib, n) for n in ("openblas_read_env",
+                                                        "blas_thread_shutdown_")):
+        return False
+    lib.openblas_read_env.argtypes, lib.openblas_read_env.restype = [], None
+    lib.blas_thread_shutdown_.argtypes, lib.blas_thread_shutdown_.restype = [], ctypes.c_int
+    with _lock:
+        lib.openblas_read_env()
+        lib.blas_thread_shutdown_()
+    return True
 
 
 def threads():

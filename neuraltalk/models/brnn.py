@@ -254,7 +254,7 @@ def loss(model, batch, params, rng=None, masks=None, compute_grads=True, return_
 
 # words per chunk of sentences in score_matrix: the BRNN's products then have 512 rows
 # of 12-word sentences, and its (words, h) arrays (24 MB at h = 1000) stay under the
-# 32 MB up to which the heap keeps freed memory (neuraltalk/heap.py). At 12,288 words
+# 32 MB up to which the heap keeps freed memory (neuraltalk/runtime.py). At 12,288 words
 # they were 49 MB, new pages for every chunk, and the BRNN over 5,000 sentences took
 # 5.1-5.7 s (0.39 of the sgemm rate) against 3.1-3.6 s now (bench/retrieval_speed.py).
 CHUNK_WORDS = 6144
