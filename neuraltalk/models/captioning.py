@@ -13,6 +13,7 @@ import numpy as np
 
 from neuraltalk.errors import NeuralTalkError
 from neuraltalk.layers.affine import affine_backward, affine_forward
+from neuraltalk.layers.blas import in_row_chunks
 from neuraltalk.layers.dropout import dropout_mask
 from neuraltalk.layers.packed import layout
 from neuraltalk.layers.softmax import (log_softmax, softmax_cross_entropy_backward,
@@ -119,10 +120,21 @@ def decoder_loss(model, Hdec, targets, B, params, regularized, compute_grads=Tru
 
 
 def add_regularization(model, grads, regularized, params, B):
+    """grads[name] += regc / B * model[name] for the regularized matrices, in place, in row
+    chunks on every core (the same products and sums: 14M parameters at config B took
+    11 ms as one whole-array temporary on one core)."""
     regc = params.get("regc", 0)
-    if regc > 0:
-        for name in regularized:
-            grads[name] += (regc / B) * model[name]
+    if regc <= 0:
+        return
+    for name in regularized:
+        g, w = grads[name], model[name]
+        if g.ndim != 2 or not (g.flags.c_contiguous and w.flags.c_contiguous):
+            g += (regc / B) * w
+            continue
+
+        def rows(r, g=g, w=w):
+            g[r] += (regc / B) * w[r]
+        in_row_chunks(rows, len(g))
 
 
 def batch_cost(model, batch, params, rng=None, masks=None, compute_grads=True, **options):
