@@ -163,8 +163,9 @@ def compare(name, forward, net, torch_net, torch, batches, repeats):
     for batch in batches:
         x = np.random.default_rng(batch).normal(size=(batch, 224, 224, 3)).astype(np.float32)
         ours = first(forward(net, x))
-        run_torch, fmt = None, ""
-        if torch_net is not None:
+        if torch_net is None:
+            run_torch, fmt = None, ""
+        else:
             with torch.inference_mode():
                 xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
                 theirs = first(torch_net(xt)).numpy()
