@@ -25,6 +25,14 @@ def _loop_conv(x, w, b, stride, padding, groups):
     return out
 
 
+@pytest.fixture(params=[1, 2], ids=["one thread", "two threads"])
+def threads(request, monkeypatch):
+    """Chunks run on this many Python threads (whatever the machine's BLAS has)."""
+    from neuraltalk.layers import blas
+    monkeypatch.setattr(blas, "threads", lambda: request.param)
+    return request.param
+
+
 CASES = [  # (kernel, stride, padding, in channels, out channels, groups)
     (3, 1, 1, 3, 4, 1), (3, 2, 1, 3, 4, 1), (3, 2, "same", 4, 4, 4), (5, 1, 2, 6, 6, 6),
     (5, 2, "same", 6, 6, 6), (1, 1, 0, 5, 7, 1), (1, 2, 0, 4, 6, 2), (3, 1, 0, 4, 6, 2),
@@ -49,8 +57,10 @@ def test_same_padding_puts_the_extra_pixel_after():
     assert layers.pad_amounts(7, 3, 1, "same") == (1, 1)
 
 
+@pytest.mark.parametrize("budget", [1 << 20, 1], ids=["whole", "bands of rows"])
 @pytest.mark.parametrize("size, stride, padding", [(2, 2, 0), (3, 2, 1), (3, 1, 1)])
-def test_pooling_equals_a_loop(size, stride, padding):
+def test_pooling_equals_a_loop(monkeypatch, threads, budget, size, stride, padding):
+    monkeypatch.setattr(layers, "DEPTHWISE_BYTES", budget)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2, 7, 6, 3))
     mx = layers.max_pool(x, size, stride, padding)
@@ -118,14 +128,6 @@ def test_winograd_convolution_equals_a_loop(monkeypatch, budget):
     monkeypatch.setattr(layers, "WINOGRAD_MIN_CHANNELS", 10 ** 9)  # the im2col path agrees
     np.testing.assert_allclose(layers.conv2d(x, w, b, padding=1, activation="relu"), got,
                                rtol=1e-10, atol=1e-10)
-
-
-@pytest.fixture(params=[1, 2], ids=["one thread", "two threads"])
-def threads(request, monkeypatch):
-    """Chunks run on this many Python threads (whatever the machine's BLAS has)."""
-    from neuraltalk.layers import blas
-    monkeypatch.setattr(blas, "threads", lambda: request.param)
-    return request.param
 
 
 @pytest.mark.parametrize("k, stride, padding, cin, cout, groups", CASES)

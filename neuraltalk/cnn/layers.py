@@ -43,6 +43,24 @@ def pad(x, kh, kw, stride, padding, value=0.0):
     return out
 
 
+def padded_rows(x, n0, n1, r0, r1, top, left, right):
+    """Rows r0:r1 of images n0:n1 of x (N, H, W, C) padded with zeros (top rows above,
+    left and right columns, zero rows below), in a buffer of this thread's. A chunk
+    pads its own rows while they are in cache: the whole padded batch (np.pad before,
+    205 MB for VGG-16's conv1_2 at batch 16) was one more copy to memory and back."""
+    _, H, W, C = x.shape
+    band = scratch("band", (n1 - n0) * (r1 - r0) * (W + left + right) * C, x.dtype)
+    band = band.reshape(n1 - n0, r1 - r0, W + left + right, C)
+    lo, hi = min(max(r0, top), r1), max(min(r1, top + H), r0)  # the rows x has
+    band[:, :lo - r0] = 0
+    band[:, hi - r0:] = 0
+    inside = band[:, lo - r0:hi - r0]
+    inside[:, :, :left] = 0
+    inside[:, :, left + W:] = 0
+    inside[:, :, left:left + W] = x[n0:n1, lo - top:hi - top]
+    return band
+
+
 def copy_in_threads(dst, src):
     """dst[...] = src, (N, H, ...) arrays, by images or bands of rows on both cores (np.pad
     and a whole-batch copy ran on one: 40 ms of VGG-16's 280 per image at batch 16)."""
@@ -125,11 +143,14 @@ def conv2d(x, w, b=None, stride=1, padding=0, groups=1, activation=None):
         Ho = output_size(phases[0].shape[1], kh, stride)
         Wo = output_size(sum(p.shape[2] for p in phases), kw, stride)
         return depthwise(phases, w[:, :, 0, :], stride, Ho, Wo, b, activation)
-    x = pad(x, kh, kw, stride, padding)
-    Ho, Wo = output_size(x.shape[1], kh, stride), output_size(x.shape[2], kw, stride)
+    top, bottom = pad_amounts(x.shape[1], kh, stride, padding)
+    left, right = pad_amounts(x.shape[2], kw, stride, padding)
+    Ho = output_size(x.shape[1] + top + bottom, kh, stride)
+    Wo = output_size(x.shape[2] + left + right, kw, stride)
     out = np.empty((N, Ho, Wo, cout), dtype=np.result_type(x, w))
     rows = out.reshape(-1, cout)
     if kh == kw == 1:
+        x = pad(x, kh, kw, stride, padding)
         xs = x[:, :stride * (Ho - 1) + 1:stride, :stride * (Wo - 1) + 1:stride].reshape(-1, cin)
         w2 = w.reshape(cin_g, cout)
 
@@ -141,7 +162,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, groups=1, activation=None):
         return out
     if (kh == kw == 3 and stride == 1 and groups == 1 and cin >= WINOGRAD_MIN_CHANNELS
             and Ho % 2 == 0 and Wo % 2 == 0 and N * Ho * Wo // 4 >= WINOGRAD_MIN_TILES):
-        return winograd_3x3(x, w, b, activation, out)
+        return winograd_3x3(x, w, b, activation, out, (top, left, right))
     taps = kh * kw
     wm = w.reshape(taps, cin_g, cout)
     # a chunk is several whole images or a band of output rows of one image; its
@@ -153,11 +174,11 @@ def conv2d(x, w, b=None, stride=1, padding=0, groups=1, activation=None):
         m = (n1 - n0) * (y1 - y0) * Wo
         patches = scratch("patches", m * taps * cin, x.dtype).reshape(n1 - n0, y1 - y0, Wo,
                                                                       taps, cin)
+        band = padded_rows(x, n0, n1, y0 * stride, (y1 - 1) * stride + kh, top, left, right)
         for i in range(kh):  # one strided copy per kernel offset
             for j in range(kw):
-                patches[:, :, :, i * kw + j] = x[
-                    n0:n1, y0 * stride + i:(y1 - 1) * stride + i + 1:stride,
-                    j:j + stride * (Wo - 1) + 1:stride]
+                patches[:, :, :, i * kw + j] = band[
+                    :, i:(y1 - y0 - 1) * stride + i + 1:stride, j:j + stride * (Wo - 1) + 1:stride]
         r0 = (n0 * Ho + y0) * Wo
         o = rows[r0:r0 + m]
         patches = patches.reshape(m, taps, cin)
@@ -189,9 +210,10 @@ WINOGRAD_BYTES = 8 << 20  # the transformed inputs and products of one chunk
 G_MATRIX = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]])
 
 
-def winograd_3x3(x, w, b, activation, out):
-    """A 3x3, stride-1 convolution of a padded input x (N, Ho + 2, Wo + 2, C), Ho and Wo
-    even, into out (N, Ho, Wo, C_out), by F(2x2, 3x3), chunk by chunk of output tiles."""
+def winograd_3x3(x, w, b, activation, out, pads):
+    """A 3x3, stride-1 convolution of x (N, H, W, C) padded by pads (top, left, right;
+    as much at the bottom as makes Ho + 2 rows) into out (N, Ho, Wo, C_out), Ho and Wo
+    even, by F(2x2, 3x3), chunk by chunk of output tiles."""
     N, _, _, C = x.shape
     _, Ho, Wo, cout = out.shape
     dtype = out.dtype
@@ -204,7 +226,7 @@ def winograd_3x3(x, w, b, activation, out):
         n, t = n1 - n0, t1 - t0
         v = scratch("V", 16 * n * t * tw * C, dtype).reshape(4, 4, n, t, tw, C)
         m = scratch("M", 16 * n * t * tw * cout, dtype).reshape(16, n * t * tw, cout)
-        rows = x[n0:n1, 2 * t0:2 * t1 + 2]
+        rows = padded_rows(x, n0, n1, 2 * t0, 2 * t1 + 2, *pads)
         r = [rows[:, k:k + 2 * t:2] for k in range(4)]  # row k of every tile of the band
         # B^T d: down the tile's rows, then d B across its columns
         for a, col in enumerate((r[0] - r[2], r[1] + r[2], r[2] - r[1], r[1] - r[3])):
@@ -356,12 +378,23 @@ def avg_pool(x, size, stride=None, padding=0):
 
 def _pool(x, size, stride, padding, combine, fill):
     x = pad(x, size, size, stride, padding, value=fill)
+    N, _, _, C = x.shape
     Ho, Wo = output_size(x.shape[1], size, stride), output_size(x.shape[2], size, stride)
-    out = None
-    for i in range(size):
-        for j in range(size):
-            window = x[:, i:i + stride * (Ho - 1) + 1:stride, j:j + stride * (Wo - 1) + 1:stride]
-            out = window.copy() if out is None else combine(out, window, out=out)
+    out = np.empty((N, Ho, Wo, C), dtype=x.dtype)
+
+    def chunk(c):  # bands of output rows, on both cores when there are chunks enough
+        n0, n1, y0, y1 = c
+        o = out[n0:n1, y0:y1]
+        for i in range(size):
+            for j in range(size):
+                window = x[n0:n1, y0 * stride + i:(y1 - 1) * stride + i + 1:stride,
+                           j:j + stride * (Wo - 1) + 1:stride]
+                if i == j == 0:
+                    o[...] = window
+                else:
+                    combine(o, window, out=o)
+    blas.in_threads(chunk, image_chunks(N, Ho, DEPTHWISE_BYTES // max(1, Wo * C * x.itemsize)),
+                    min_items=2 * blas.threads())
     return out
 
 
