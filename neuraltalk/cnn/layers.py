@@ -139,10 +139,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, groups=1, activation=None):
     if cin != cin_g * groups:
         raise ValueError("conv2d: %d input channels, weights for %d x %d" % (cin, groups, cin_g))
     if groups == cin and cin_g == 1 and cout == cin:
-        phases = padded_phases(x, kh, kw, stride, padding)
-        Ho = output_size(phases[0].shape[1], kh, stride)
-        Wo = output_size(sum(p.shape[2] for p in phases), kw, stride)
-        return depthwise(phases, w[:, :, 0, :], stride, Ho, Wo, b, activation)
+        return depthwise(x, w[:, :, 0, :], stride, padding, b, activation)
     top, bottom = pad_amounts(x.shape[1], kh, stride, padding)
     left, right = pad_amounts(x.shape[2], kw, stride, padding)
     Ho = output_size(x.shape[1] + top + bottom, kh, stride)
@@ -299,57 +296,40 @@ def grouped_matmul(x, w, groups, out=None):
     return out
 
 
-def padded_phases(x, kh, kw, stride, padding):
-    """The padded input split by column phase: [padded[:, :, p::stride] for p < stride],
-    each contiguous, made in one copy."""
-    top, bottom = pad_amounts(x.shape[1], kh, stride, padding)
-    left, right = pad_amounts(x.shape[2], kw, stride, padding)
-    N, H, W, C = x.shape
-    Wp = W + left + right
-    phases = []
-    for p in range(stride):
-        width = len(range(p, Wp, stride))
-        phase = np.empty((N, H + top + bottom, width, C), dtype=x.dtype)
-        # padded columns p, p + stride, ... that hold input columns (c - left)
-        first = p if p >= left else p + -(-(left - p) // stride) * stride
-        cols = range(first, min(Wp, left + W), stride)
-        c0, c1 = (first - p) // stride, (first - p) // stride + len(cols)
-        phase[:, :top] = 0
-        phase[:, top + H:] = 0
-        phase[:, top:top + H, :c0] = 0
-        phase[:, top:top + H, c1:] = 0
-        if len(cols):
-            copy_in_threads(phase[:, top:top + H, c0:c1],
-                            x[:, :, first - left:cols[-1] - left + 1:stride])
-        phases.append(phase)
-    return phases
-
-
-def depthwise(phases, w, stride, Ho, Wo, b=None, activation=None, out=None):
-    """Depthwise convolution, w (kh, kw, C), of a padded input split by column phase
-    (padded_phases; a stride-1 input is its own single phase). Chunks of output small
-    enough for the cache, each the sum of kh*kw shifted, weighted slices of the input
-    accumulated in place (a whole-batch product per offset went to memory twice each).
-    With the phases and the weights tiled along a row, every tap is a product of
-    contiguous runs of Wo*C numbers: the C-long runs of a broadcast (a weight per channel)
-    cost as much per run as per number."""
+def depthwise(x, w, stride, padding, b=None, activation=None):
+    """Depthwise convolution of x (N, H, W, C), w (kh, kw, C). Chunks of output small
+    enough for the cache, each the sum of kh*kw shifted, weighted slices of its padded
+    input rows accumulated in place (a whole-batch product per offset went to memory
+    twice each). The rows are split by column phase (columns p, p + stride, ... of the
+    padded rows, each contiguous; a stride-1 band is its own single phase) and the
+    weights tiled along a row, so every tap is a product of contiguous runs of Wo*C
+    numbers: the C-long runs of a broadcast (a weight per channel) cost as much per run
+    as per number."""
     kh, kw, C = w.shape
-    N = phases[0].shape[0]
-    if out is None:
-        out = np.empty((N, Ho, Wo, C), dtype=np.result_type(phases[0], w))
+    N, H, W, _ = x.shape
+    top, bottom = pad_amounts(H, kh, stride, padding)
+    left, right = pad_amounts(W, kw, stride, padding)
+    Ho, Wo = output_size(H + top + bottom, kh, stride), output_size(W + left + right, kw, stride)
+    out = np.empty((N, Ho, Wo, C), dtype=np.result_type(x, w))
     wt = np.tile(w.astype(out.dtype, copy=False), (1, 1, Wo))  # (kh, kw, Wo*C)
     bt = None if b is None else np.tile(np.asarray(b, dtype=out.dtype), Wo)
     row = Wo * C * out.itemsize
 
     def chunk(c):
         n0, n1, y0, y1 = c
+        band = padded_rows(x, n0, n1, y0 * stride, (y1 - 1) * stride + kh, top, left, right)
+        phases = [band]
+        if stride > 1:
+            phases = [scratch("phase%d" % p, band[:, :, p::stride].size, x.dtype).reshape(
+                band[:, :, p::stride].shape) for p in range(stride)]
+            for p, phase in enumerate(phases):
+                phase[...] = band[:, :, p::stride]
         acc = out[n0:n1, y0:y1].reshape(n1 - n0, y1 - y0, Wo * C)
         t = scratch("depthwise", acc.size, out.dtype).reshape(acc.shape)
         for i in range(kh):
             for j in range(kw):
                 c0 = j // stride
-                src = phases[j % stride][
-                    n0:n1, y0 * stride + i:(y1 - 1) * stride + i + 1:stride, c0:c0 + Wo]
+                src = phases[j % stride][:, i:(y1 - y0 - 1) * stride + i + 1:stride, c0:c0 + Wo]
                 src = src.reshape(n1 - n0, y1 - y0, Wo * C)
                 if i == j == 0:
                     np.multiply(src, wt[0, 0], out=acc)
