@@ -226,7 +226,10 @@ def winograd_3x3(x, w, b, activation, out, pads):
         rows = padded_rows(x, n0, n1, 2 * t0, 2 * t1 + 2, *pads)
         r = [rows[:, k:k + 2 * t:2] for k in range(4)]  # row k of every tile of the band
         # B^T d: down the tile's rows, then d B across its columns
-        for a, col in enumerate((r[0] - r[2], r[1] + r[2], r[2] - r[1], r[1] - r[3])):
+        col = scratch("col", r[0].size, dtype).reshape(r[0].shape)
+        for a, (op, p, q) in enumerate(((np.subtract, 0, 2), (np.add, 1, 2),
+                                        (np.subtract, 2, 1), (np.subtract, 1, 3))):
+            op(r[p], r[q], out=col)
             c = [col[:, :, k:k + 2 * tw:2] for k in range(4)]
             np.subtract(c[0], c[2], out=v[a, 0])
             np.add(c[1], c[2], out=v[a, 1])
@@ -235,12 +238,20 @@ def winograd_3x3(x, w, b, activation, out, pads):
         np.matmul(v.reshape(16, -1, C), U, out=m)
         m = m.reshape(4, 4, n, t, tw, cout)
         # A^T m A: 2 x 2 outputs per tile
-        s0 = m[0] + m[1] + m[2]
-        s1 = m[1] - m[2] - m[3]
+        # (into this thread's buffers: fresh temporaries of a few MB each were a
+        # tenth of the layer)
+        s_ = scratch("s", 2 * m[0].size, dtype).reshape((2,) + m[0].shape)
+        np.add(m[0], m[1], out=s_[0])
+        s_[0] += m[2]
+        np.subtract(m[1], m[2], out=s_[1])
+        s_[1] -= m[3]
+        tmp = scratch("tmp", m[0, 0].size, dtype).reshape(m[0, 0].shape)
         o = out[n0:n1, 2 * t0:2 * t1]
-        for i, s_ in enumerate((s0, s1)):
-            np.add(s_[0] + s_[1], s_[2], out=o[:, i::2, 0::2])
-            np.subtract(s_[1] - s_[2], s_[3], out=o[:, i::2, 1::2])
+        for i in range(2):
+            np.add(s_[i, 0], s_[i, 1], out=tmp)
+            np.add(tmp, s_[i, 2], out=o[:, i::2, 0::2])
+            np.subtract(s_[i, 1], s_[i, 2], out=tmp)
+            np.subtract(tmp, s_[i, 3], out=o[:, i::2, 1::2])
         epilogue(o, b, activation)
     blas.in_threads(chunk, image_chunks(N, th, tiles // tw))
     return out
