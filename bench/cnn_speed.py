@@ -10,8 +10,15 @@ with the NumPy runs (one NumPy run, one torch run, ...; medians), so that a load
 machine slows both alike. Also prints EfficientNet-Lite0's top-5 ImageNet classes for
 each example photo when ../shared/fixtures/example_images is there.
 
+Each library's worker threads keep spinning for a while after its run (OpenBLAS's and
+torch's OpenMP threads) and slow the other's run that follows: VGG-16 at batch 16 took
+148-163 ms an image alone, 170-197 right after a torch run and 152-161 after torch and
+a 1 s pause; torch's EfficientNet-Lite0 at batch 1, 11 ms alone, took 25 right after a
+NumPy run. --pause S sleeps S seconds before each timed run (default 0: as before).
+
 Usage: python bench/cnn_speed.py [--repeats N] [--threads T] [--batches 1,4,16]
                                  [--skip_vgg] [--skip_efficientnet] [--no_torch]
+                                 [--pause S]
 """
 import argparse
 import os
@@ -27,6 +34,9 @@ p.add_argument("--batches", default="1,4,16")
 p.add_argument("--skip_vgg", action="store_true")
 p.add_argument("--skip_efficientnet", action="store_true")
 p.add_argument("--no_torch", action="store_true", help="the NumPy figures alone")
+p.add_argument("--pause", type=float, default=0.0,
+               help="seconds of sleep before each timed run, so that the other library's "
+                    "spinning threads are idle (default 0)")
 ARGS = p.parse_args() if __name__ == "__main__" else None
 if ARGS is not None:  # OpenBLAS reads its thread count when NumPy is first imported
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -157,7 +167,7 @@ def first(y):
     return y[0] if isinstance(y, tuple) else y
 
 
-def compare(name, forward, net, torch_net, torch, batches, repeats):
+def compare(name, forward, net, torch_net, torch, batches, repeats, pause=0.0):
     """Rows (batch, numpy img/s, torch img/s or None), timed interleaved."""
     rows = []
     for batch in batches:
@@ -189,8 +199,10 @@ def compare(name, forward, net, torch_net, torch, batches, repeats):
             fmt = "%s, max rel. difference %.1e" % (fmt, err)
         t_ours, t_torch = [], []
         for _ in range(repeats):
+            time.sleep(pause)
             t_ours.append(timed(lambda: forward(net, x)))
             if run_torch is not None:
+                time.sleep(pause)
                 t_torch.append(timed(run_torch))
         r_ours = batch / np.median(t_ours)
         r_torch = batch / np.median(t_torch) if t_torch else None
@@ -221,16 +233,19 @@ def main(args):
         except ImportError:
             print("torch is not importable: the NumPy figures alone")
     print("threads %d, %d timed runs each, %s (load average %s)"
-          % (args.threads, args.repeats, "NumPy and torch interleaved" if torch else "NumPy",
+          % (args.threads, args.repeats,
+             ("NumPy and torch interleaved" if torch else "NumPy")
+             + (", %g s pauses" % args.pause if args.pause else ""),
              " ".join(open("/proc/loadavg").read().split()[:3])))
     net = efficientnet.load()
     if not args.skip_efficientnet:
         compare("EfficientNet-Lite0", efficientnet.forward, net,
-                EfficientNet(net).eval() if torch else None, torch, batches, args.repeats)
+                EfficientNet(net).eval() if torch else None, torch, batches, args.repeats,
+                args.pause)
     if not args.skip_vgg:
         vgg = random_vgg(np.random.default_rng(0))
         compare("VGG-16 to fc7", vgg16.forward, vgg, VGG(vgg).eval() if torch else None, torch,
-                batches, args.repeats)
+                batches, args.repeats, args.pause)
     if os.path.isdir(PHOTOS):
         from neuraltalk.cnn.images import open_rgb
         names = sorted(n for n in os.listdir(PHOTOS) if n.lower().endswith((".jpg", ".png")))
