@@ -5,10 +5,14 @@ preprocessing excluded, and how the time per image moves with the batch.
 When torch is importable (a benchmark-only dependency, never one of the package), the
 same networks with the same weights are built from torch.nn (float32, the same thread
 count, inference_mode, channels_last or contiguous, whichever is faster on the first
-run), checked to give the same outputs, and timed in the same process, interleaved
-with the NumPy runs (one NumPy run, one torch run, ...; medians), so that a loaded
+run), checked to give the same outputs, and timed in the same process, in blocks of
+runs alternating with the NumPy blocks (bench/alternate.py; medians), so that a loaded
 machine slows both alike. Also prints EfficientNet-Lite0's top-5 ImageNet classes for
 each example photo when ../shared/fixtures/example_images is there.
+
+Run by run interleaving made the side that ran second pay for the other's threads:
+VGG-16 at batch 16 took 148-163 ms an image alone and 170-197 right after a torch run;
+torch's EfficientNet-Lite0 at batch 1, 11 ms alone, took 25 right after a NumPy run.
 
 Usage: python bench/cnn_speed.py [--repeats N] [--threads T] [--batches 1,4,16]
                                  [--skip_vgg] [--skip_efficientnet] [--no_torch]
@@ -20,7 +24,7 @@ import time
 
 p = argparse.ArgumentParser(description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-p.add_argument("--repeats", type=int, default=3)
+p.add_argument("--repeats", type=int, default=4, help="timed runs per row (default 4)")
 p.add_argument("--threads", type=int, default=2,
                help="BLAS threads of NumPy and torch.set_num_threads (default 2)")
 p.add_argument("--batches", default="1,4,16")
@@ -37,6 +41,9 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from neuraltalk.cnn import efficientnet, vgg16  # noqa: E402
+from alternate import METHOD, alternate  # noqa: E402
+
+ROUNDS = 2  # blocks of runs per side (see alternate.py)
 
 PHOTOS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared",
                       "fixtures", "example_images")
@@ -158,25 +165,26 @@ def first(y):
 
 
 def compare(name, forward, net, torch_net, torch, batches, repeats):
-    """Rows (batch, numpy img/s, torch img/s or None), timed interleaved."""
+    """Rows (batch, numpy img/s, torch img/s or None), timed in alternating blocks."""
     rows = []
     for batch in batches:
         x = np.random.default_rng(batch).normal(size=(batch, 224, 224, 3)).astype(np.float32)
         ours = first(forward(net, x))
-        run_torch, fmt = None, ""
-        if torch_net is not None:
+        if torch_net is None:
+            run_torch, fmt = None, ""
+        else:
             with torch.inference_mode():
                 xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
                 theirs = first(torch_net(xt)).numpy()
                 err = float(np.abs(theirs - ours).max() / max(np.abs(ours).max(), 1e-30))
-                # the faster memory format, on one timed run of each after a warm-up
+                # the faster memory format: the best of 3 timed runs of each after a warm-up
                 best = {}
                 for fmt, memory_format in (("contiguous", torch.contiguous_format),
                                            ("channels_last", torch.channels_last)):
                     torch_net.to(memory_format=memory_format)
                     xx = xt.contiguous(memory_format=memory_format)
                     torch_net(xx)
-                    best[fmt] = timed(lambda: torch_net(xx))
+                    best[fmt] = min(timed(lambda: torch_net(xx)) for _ in range(3))
                 fmt = min(best, key=best.get)
                 memory_format = torch.contiguous_format if fmt == "contiguous" else torch.channels_last
                 torch_net.to(memory_format=memory_format)
@@ -186,17 +194,18 @@ def compare(name, forward, net, torch_net, torch, batches, repeats):
                     with torch.inference_mode():
                         torch_net(xx)
             fmt = "%s, max rel. difference %.1e" % (fmt, err)
-        t_ours, t_torch = [], []
-        for _ in range(repeats):
-            t_ours.append(timed(lambda: forward(net, x)))
-            if run_torch is not None:
-                t_torch.append(timed(run_torch))
+        sides = {"ours": lambda i: forward(net, x)}
+        if run_torch is not None:
+            sides["torch"] = lambda i: run_torch()
+        timed_runs = alternate(sides, ROUNDS, max(2, -(-repeats // ROUNDS) + 1))
+        t_ours = [t for _, t in timed_runs["ours"]]
+        t_torch = [t for _, t in timed_runs.get("torch", ())]
         r_ours = batch / np.median(t_ours)
         r_torch = batch / np.median(t_torch) if t_torch else None
         rows.append((batch, r_ours, r_torch))
         if r_torch is None:
-            print("%-18s batch %2d: %7.2f images/s (median of %d)" % (name, batch, r_ours, repeats),
-                  flush=True)
+            print("%-18s batch %2d: %7.2f images/s (median of %d)" % (name, batch, r_ours,
+                                                                       len(t_ours)), flush=True)
         else:
             print("%-18s batch %2d: %7.2f images/s   torch %7.2f images/s (%s)   ratio %.2fx"
                   % (name, batch, r_ours, r_torch, fmt, r_ours / r_torch), flush=True)
@@ -220,7 +229,8 @@ def main(args):
         except ImportError:
             print("torch is not importable: the NumPy figures alone")
     print("threads %d, %d timed runs each, %s (load average %s)"
-          % (args.threads, args.repeats, "NumPy and torch interleaved" if torch else "NumPy",
+          % (args.threads, ROUNDS * max(1, -(-args.repeats // ROUNDS)),
+             ("NumPy and torch: " + METHOD % ROUNDS) if torch else "NumPy",
              " ".join(open("/proc/loadavg").read().split()[:3])))
     net = efficientnet.load()
     if not args.skip_efficientnet:

@@ -25,6 +25,14 @@ def _loop_conv(x, w, b, stride, padding, groups):
     return out
 
 
+@pytest.fixture(params=[1, 2], ids=["one thread", "two threads"])
+def threads(request, monkeypatch):
+    """Chunks run on this many Python threads (whatever the machine's BLAS has)."""
+    from neuraltalk.layers import blas
+    monkeypatch.setattr(blas, "threads", lambda: request.param)
+    return request.param
+
+
 CASES = [  # (kernel, stride, padding, in channels, out channels, groups)
     (3, 1, 1, 3, 4, 1), (3, 2, 1, 3, 4, 1), (3, 2, "same", 4, 4, 4), (5, 1, 2, 6, 6, 6),
     (5, 2, "same", 6, 6, 6), (1, 1, 0, 5, 7, 1), (1, 2, 0, 4, 6, 2), (3, 1, 0, 4, 6, 2),
@@ -49,8 +57,10 @@ def test_same_padding_puts_the_extra_pixel_after():
     assert layers.pad_amounts(7, 3, 1, "same") == (1, 1)
 
 
+@pytest.mark.parametrize("budget", [1 << 20, 1], ids=["whole", "bands of rows"])
 @pytest.mark.parametrize("size, stride, padding", [(2, 2, 0), (3, 2, 1), (3, 1, 1)])
-def test_pooling_equals_a_loop(size, stride, padding):
+def test_pooling_equals_a_loop(monkeypatch, threads, budget, size, stride, padding):
+    monkeypatch.setattr(layers, "DEPTHWISE_BYTES", budget)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2, 7, 6, 3))
     mx = layers.max_pool(x, size, stride, padding)
@@ -118,3 +128,70 @@ def test_winograd_convolution_equals_a_loop(monkeypatch, budget):
     monkeypatch.setattr(layers, "WINOGRAD_MIN_CHANNELS", 10 ** 9)  # the im2col path agrees
     np.testing.assert_allclose(layers.conv2d(x, w, b, padding=1, activation="relu"), got,
                                rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("k, stride, padding, cin, cout, groups", CASES)
+def test_convolution_on_threads_in_small_chunks_equals_a_loop(monkeypatch, threads, k, stride,
+                                                               padding, cin, cout, groups):
+    for name, value in (("PATCH_BYTES", 1), ("MIN_ROWS", 5), ("EPILOGUE_BYTES", 1),
+                        ("DEPTHWISE_BYTES", 8 * 4 * cout), ("COPY_BYTES", 1)):
+        monkeypatch.setattr(layers, name, value)
+    rng = np.random.default_rng(k * 100 + stride * 10 + cin + 2)
+    for n in (1, 3):  # a batch of one is split in bands of rows
+        x = rng.normal(size=(n, 9, 8, cin))
+        w = rng.normal(size=(k, k, cin // groups, cout))
+        b = rng.normal(size=cout)
+        got = layers.conv2d(x, w, b, stride=stride, padding=padding, groups=groups,
+                            activation="relu")
+        np.testing.assert_allclose(got, np.maximum(_loop_conv(x, w, b, stride, padding, groups), 0),
+                                   rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_winograd_on_threads_equals_a_loop(monkeypatch, threads, n):
+    monkeypatch.setattr(layers, "WINOGRAD_BYTES", 1)
+    monkeypatch.setattr(layers, "MIN_ROWS", 4)
+    monkeypatch.setattr(layers, "WINOGRAD_MIN_TILES", 1)
+    rng = np.random.default_rng(8 + n)
+    x = rng.normal(size=(n, 6, 8, 64))
+    w = rng.normal(size=(3, 3, 64, 5))
+    b = rng.normal(size=5)
+    np.testing.assert_allclose(layers.conv2d(x, w, b, padding=1),
+                               _loop_conv(x, w, b, 1, 1, 1), rtol=1e-10, atol=1e-10)
+
+
+def test_winograd_weights_are_made_again_for_another_array(monkeypatch):
+    monkeypatch.setattr(layers, "WINOGRAD_MIN_TILES", 1)
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(1, 4, 4, 64))
+    for _ in range(3):  # a dead array's id may be reused by the next one
+        w = rng.normal(size=(3, 3, 64, 2))
+        np.testing.assert_allclose(layers.conv2d(x, w, padding=1),
+                                   _loop_conv(x, w, np.zeros(2), 1, 1, 1), rtol=1e-10, atol=1e-10)
+        assert layers.winograd_weights(w, w.dtype) is layers.winograd_weights(w, w.dtype)
+        del w
+
+
+@pytest.mark.parametrize("N, H, budget, parts", [(1, 7, 100, 2), (1, 7, 3, 2), (3, 5, 2, 2),
+                                                 (3, 5, 11, 2), (16, 14, 200, 2), (2, 1, 1, 4),
+                                                 (5, 4, 8, 1)])
+def test_image_chunks_cover_every_row_once(N, H, budget, parts):
+    chunks = layers.image_chunks(N, H, budget, parts)
+    seen = np.zeros((N, H), int)
+    for n0, n1, y0, y1 in chunks:
+        assert n1 == n0 + 1 or (y0, y1) == (0, H)  # whole images or a band of one
+        assert (n1 - n0) * (y1 - y0) <= max(budget, 1) or n1 - n0 == 1
+        seen[n0:n1, y0:y1] += 1
+    assert (seen == 1).all()
+    assert len(chunks) >= min(parts, N * H)
+
+
+@pytest.mark.parametrize("n, budget, parts", [(10, 3, 2), (10, 100, 2), (5000, 1000, 2),
+                                              (7, 1, 3), (0, 5, 2)])
+def test_row_chunks_cover_the_rows_in_equal_parts(n, budget, parts):
+    chunks = layers.row_chunks(n, budget, parts)
+    assert [r for a, b in chunks for r in range(a, b)] == list(range(n))
+    assert all(b - a <= budget for a, b in chunks)
+    if len(chunks) > 1:
+        assert len(chunks) % parts == 0 or len(chunks) == n  # one row each
+        assert max(b - a for a, b in chunks) - min(b - a for a, b in chunks) <= 1

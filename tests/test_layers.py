@@ -294,3 +294,34 @@ def test_rnn_split_into_sequence_groups_on_threads_gives_the_one_group_results(m
     for other in results[1:]:
         for a, b in zip(results[0], other):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_in_threads_runs_every_item_once_and_nested_calls_inline(monkeypatch):
+    import threading
+
+    from neuraltalk.layers import blas
+    monkeypatch.setattr(blas, "threads", lambda: 2)
+    done, lock = [], threading.Lock()
+
+    def outer(i):
+        inner_threads = []
+        blas.in_threads(lambda j: inner_threads.append(threading.current_thread()), range(3))
+        assert inner_threads == [threading.current_thread()] * 3  # no deadlock, no new threads
+        with lock:
+            done.append(i)
+    blas.in_threads(outer, range(7))
+    assert sorted(done) == list(range(7))
+    ran = []
+    blas.in_threads(ran.append, range(3), min_items=4)  # too few: here, in order
+    assert ran == [0, 1, 2]
+
+
+def test_in_threads_raises_what_an_item_raised(monkeypatch):
+    from neuraltalk.layers import blas
+    monkeypatch.setattr(blas, "threads", lambda: 2)
+
+    def fail(i):
+        if i == 3:
+            raise ValueError("item 3")
+    with pytest.raises(ValueError, match="item 3"):
+        blas.in_threads(fail, range(6))

@@ -4,11 +4,18 @@ Convolution weights are (kh, kw, C_in / groups, C_out). A convolution is one mat
 product over im2col patches, built and multiplied in cache-sized chunks; a 1 x 1
 convolution is a plain product; a depthwise one (groups == channels) sums kh*kw shifted,
 weighted copies of the input in place, never building the patch matrix; a 3 x 3,
-stride-1 one of 256 channels or more uses Winograd's F(2x2, 3x3). Bias and activation
-are applied to each chunk of output as it is made. Batch normalisation is folded into
-the convolution before inference.
+stride-1 one of 64 channels or more uses Winograd's F(2x2, 3x3). Bias and activation
+are applied to each chunk of output as it is made. The chunks run on as many Python
+threads as BLAS threads, each with one BLAS thread (blas.in_threads), so that the copies,
+transforms, sums and epilogues use every core, not only the products. Batch
+normalisation is folded into the convolution before inference.
 """
+import threading
+import weakref
+
 import numpy as np
+
+from neuraltalk.layers import blas
 
 
 def pad_amounts(size, kernel, stride, padding):
@@ -24,9 +31,85 @@ def pad_amounts(size, kernel, stride, padding):
 def pad(x, kh, kw, stride, padding, value=0.0):
     top, bottom = pad_amounts(x.shape[1], kh, stride, padding)
     left, right = pad_amounts(x.shape[2], kw, stride, padding)
-    if top or bottom or left or right:
-        x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=value)
-    return x
+    if not (top or bottom or left or right):
+        return x
+    N, H, W, C = x.shape
+    out = np.empty((N, H + top + bottom, W + left + right, C), dtype=x.dtype)
+    out[:, :top] = value
+    out[:, top + H:] = value
+    out[:, top:top + H, :left] = value
+    out[:, top:top + H, left + W:] = value
+    copy_in_threads(out[:, top:top + H, left:left + W], x)
+    return out
+
+
+def padded_rows(x, n0, n1, r0, r1, top, left, right):
+    """Rows r0:r1 of images n0:n1 of x (N, H, W, C) padded with zeros (top rows above,
+    left and right columns, zero rows below), in a buffer of this thread's. A chunk
+    pads its own rows while they are in cache: the whole padded batch (np.pad before,
+    205 MB for VGG-16's conv1_2 at batch 16) was one more copy to memory and back."""
+    _, H, W, C = x.shape
+    band = scratch("band", (n1 - n0) * (r1 - r0) * (W + left + right) * C, x.dtype)
+    band = band.reshape(n1 - n0, r1 - r0, W + left + right, C)
+    lo, hi = min(max(r0, top), r1), max(min(r1, top + H), r0)  # the rows x has
+    band[:, :lo - r0] = 0
+    band[:, hi - r0:] = 0
+    inside = band[:, lo - r0:hi - r0]
+    inside[:, :, :left] = 0
+    inside[:, :, left + W:] = 0
+    inside[:, :, left:left + W] = x[n0:n1, lo - top:hi - top]
+    return band
+
+
+def copy_in_threads(dst, src):
+    """dst[...] = src, (N, H, ...) arrays, by images or bands of rows on both cores (np.pad
+    and a whole-batch copy ran on one: 40 ms of VGG-16's 280 per image at batch 16)."""
+    N, H = dst.shape[:2]
+    row = dst.itemsize * int(np.prod(dst.shape[2:]))
+
+    def copy(c):
+        n0, n1, y0, y1 = c
+        dst[n0:n1, y0:y1] = src[n0:n1, y0:y1]
+    blas.in_threads(copy, image_chunks(N, H, max(1, COPY_BYTES // max(row, 1)), parts=1))
+
+
+def image_chunks(N, H, budget, parts=None):
+    """(n0, n1, y0, y1) covering N images of H rows: chunks of `budget` rows at most, each
+    several whole images or a band of rows of one image, and at least `parts` of them
+    (default: the BLAS threads) when there are as many rows, so that no core is idle."""
+    parts = blas.threads() if parts is None else parts
+    budget = max(1, budget)
+    if budget >= H and N > 1:
+        images = max(1, min(budget // H, -(-N // parts)))
+        return [(n0, min(N, n0 + images), 0, H) for n0 in range(0, N, images)]
+    band = max(1, min(budget, -(-H * N // parts)))
+    bands = -(-H // band)
+    band = -(-H // bands)  # bands of equal height
+    return [(n, n + 1, y0, min(H, y0 + band)) for n in range(N) for y0 in range(0, H, band)]
+
+
+def row_chunks(n, budget, parts=None):
+    """Ranges (r0, r1) covering range(n), of `budget` rows at most and as equal as can be,
+    as many as a multiple of `parts` (default: the BLAS threads) when rows allow."""
+    parts = blas.threads() if parts is None else parts
+    count = max(1, -(-n // max(1, budget)))
+    if count > 1 or n >= 2 * MIN_ROWS:
+        count = -(-count // parts) * parts
+    bounds = [n * i // count for i in range(count + 1)]
+    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+_scratch = threading.local()
+
+
+def scratch(name, size, dtype):
+    """A buffer of `size` numbers of this thread's, kept from call to call: a fresh 8 MB
+    np.empty per convolution is fresh pages, each faulted in on first touch."""
+    bufs = _scratch.__dict__.setdefault("bufs", {})
+    buf = bufs.get((name, np.dtype(dtype)))
+    if buf is None or buf.size < size:
+        buf = bufs[(name, np.dtype(dtype))] = np.empty(size, dtype)
+    return buf[:size]
 
 
 def output_size(size, kernel, stride):
@@ -41,7 +124,11 @@ def output_size(size, kernel, stride):
 PATCH_BYTES = 8 << 20  # the im2col buffer of one chunk
 MIN_ROWS = 1024  # rows of one chunk's matrix product at least: small products run slowly
 EPILOGUE_BYTES = 2 << 20  # the output rows of one chunk of a 1 x 1 convolution
-DEPTHWISE_BYTES = 256 << 10  # the output of one chunk of a depthwise convolution
+# the output of one chunk of a depthwise convolution: EfficientNet-Lite0's depthwise
+# layers (3 x 3 stand-ins) took 11.2 ms an image at batch 1 with 1 MB, 13.2 with 256 KB;
+# at batch 16 on two threads 7.5 and 9.8 (the GIL changes hands once per call)
+DEPTHWISE_BYTES = 1 << 20
+COPY_BYTES = 4 << 20  # one chunk of a padding copy
 
 
 def conv2d(x, w, b=None, stride=1, padding=0, groups=1, activation=None):
@@ -52,121 +139,145 @@ def conv2d(x, w, b=None, stride=1, padding=0, groups=1, activation=None):
     if cin != cin_g * groups:
         raise ValueError("conv2d: %d input channels, weights for %d x %d" % (cin, groups, cin_g))
     if groups == cin and cin_g == 1 and cout == cin:
-        phases = padded_phases(x, kh, kw, stride, padding)
-        Ho = output_size(phases[0].shape[1], kh, stride)
-        Wo = output_size(sum(p.shape[2] for p in phases), kw, stride)
-        return depthwise(phases, w[:, :, 0, :], stride, Ho, Wo, b, activation)
-    x = pad(x, kh, kw, stride, padding)
-    Ho, Wo = output_size(x.shape[1], kh, stride), output_size(x.shape[2], kw, stride)
+        return depthwise(x, w[:, :, 0, :], stride, padding, b, activation)
+    top, bottom = pad_amounts(x.shape[1], kh, stride, padding)
+    left, right = pad_amounts(x.shape[2], kw, stride, padding)
+    Ho = output_size(x.shape[1] + top + bottom, kh, stride)
+    Wo = output_size(x.shape[2] + left + right, kw, stride)
     out = np.empty((N, Ho, Wo, cout), dtype=np.result_type(x, w))
     rows = out.reshape(-1, cout)
     if kh == kw == 1:
+        x = pad(x, kh, kw, stride, padding)
         xs = x[:, :stride * (Ho - 1) + 1:stride, :stride * (Wo - 1) + 1:stride].reshape(-1, cin)
         w2 = w.reshape(cin_g, cout)
+
+        def product(r):
+            grouped_matmul(xs[r[0]:r[1]], w2, groups, rows[r[0]:r[1]])
+            epilogue(rows[r[0]:r[1]], b, activation)
         step = max(MIN_ROWS, EPILOGUE_BYTES // (cout * out.itemsize))
-        for r0 in range(0, len(rows), step):
-            grouped_matmul(xs[r0:r0 + step], w2, groups, rows[r0:r0 + step])
-            epilogue(rows[r0:r0 + step], b, activation)
+        blas.in_threads(product, row_chunks(len(rows), step))
         return out
     if (kh == kw == 3 and stride == 1 and groups == 1 and cin >= WINOGRAD_MIN_CHANNELS
             and Ho % 2 == 0 and Wo % 2 == 0 and N * Ho * Wo // 4 >= WINOGRAD_MIN_TILES):
-        return winograd_3x3(x, w, b, activation, out)
+        return winograd_3x3(x, w, b, activation, out, (top, left, right))
     taps = kh * kw
     wm = w.reshape(taps, cin_g, cout)
     # a chunk is several whole images or a band of output rows of one image; its
     # rows of `out` are contiguous
-    per_image = Ho * Wo
     budget = max(MIN_ROWS, PATCH_BYTES // (taps * cin * out.itemsize))
-    images = max(1, budget // per_image)
-    band = min(Ho, max(1, budget // Wo))
-    buf = np.empty((min(images, N) * per_image if band == Ho else band * Wo) * taps * cin,
-                   dtype=np.result_type(x))
-    for n0 in range(0, N, images if band == Ho else 1):
-        n1 = min(N, n0 + images) if band == Ho else n0 + 1
-        for y0 in range(0, Ho, band):
-            y1 = min(Ho, y0 + band)
-            m = (n1 - n0) * (y1 - y0) * Wo
-            patches = buf[:m * taps * cin].reshape(n1 - n0, y1 - y0, Wo, taps, cin)
-            for i in range(kh):  # one strided copy per kernel offset
-                for j in range(kw):
-                    patches[:, :, :, i * kw + j] = x[
-                        n0:n1, y0 * stride + i:(y1 - 1) * stride + i + 1:stride,
-                        j:j + stride * (Wo - 1) + 1:stride]
-            r0 = (n0 * Ho + y0) * Wo
-            o = rows[r0:r0 + m]
-            patches = patches.reshape(m, taps, cin)
-            if groups == 1:
-                np.matmul(patches.reshape(m, -1), wm.reshape(-1, cout), out=o)
-            else:  # one product per group
-                cout_g = cout // groups
-                for g in range(groups):
-                    o[:, g * cout_g:(g + 1) * cout_g] = (
-                        patches[:, :, g * cin_g:(g + 1) * cin_g].reshape(m, -1)
-                        @ wm[:, :, g * cout_g:(g + 1) * cout_g].reshape(-1, cout_g))
-            epilogue(o, b, activation)
+
+    def chunk(c):
+        n0, n1, y0, y1 = c
+        m = (n1 - n0) * (y1 - y0) * Wo
+        patches = scratch("patches", m * taps * cin, x.dtype).reshape(n1 - n0, y1 - y0, Wo,
+                                                                      taps, cin)
+        band = padded_rows(x, n0, n1, y0 * stride, (y1 - 1) * stride + kh, top, left, right)
+        for i in range(kh):  # one strided copy per kernel offset
+            for j in range(kw):
+                patches[:, :, :, i * kw + j] = band[
+                    :, i:(y1 - y0 - 1) * stride + i + 1:stride, j:j + stride * (Wo - 1) + 1:stride]
+        r0 = (n0 * Ho + y0) * Wo
+        o = rows[r0:r0 + m]
+        patches = patches.reshape(m, taps, cin)
+        if groups == 1:
+            np.matmul(patches.reshape(m, -1), wm.reshape(-1, cout), out=o)
+        else:  # one product per group
+            cout_g = cout // groups
+            for g in range(groups):
+                o[:, g * cout_g:(g + 1) * cout_g] = (
+                    patches[:, :, g * cin_g:(g + 1) * cin_g].reshape(m, -1)
+                    @ wm[:, :, g * cout_g:(g + 1) * cout_g].reshape(-1, cout_g))
+        epilogue(o, b, activation)
+    blas.in_threads(chunk, image_chunks(N, Ho, budget // Wo))
     return out
 
 
 # Winograd's F(2x2, 3x3) (Lavin & Gray, Fast Algorithms for Convolutional Neural
 # Networks): a 2 x 2 block of outputs from a 4 x 4 tile of input in 16 products per
 # channel pair instead of 36, so 2.25 times fewer multiply-adds in the matrix products;
-# the transforms only add and subtract, and cost what they read and write, which is small
-# beside the products once there are 256 channels or more (VGG-16's blocks 3 to 5). The
-# transforms run on one core: with 64 or 128 channels they made the whole network 1.7
-# times faster on one BLAS thread but 0.6 times as fast on two on a loaded machine; from
-# 256 channels on, 1.5 times on one thread and as fast as im2col on two. Below a few
-# hundred tiles (VGG-16's last block at batch 1: 49) the 16 small products run slowly
-# enough that im2col's one larger product wins.
-WINOGRAD_MIN_CHANNELS = 256
-WINOGRAD_MIN_TILES = 128
+# the transforms only add and subtract, and cost what they read and write. With chunks of
+# tiles on both cores (transforms included, one BLAS thread each) it beats im2col from 64
+# channels on; measured ms per image at batch 4 (Winograd / im2col): 224 x 224, 64 -> 64:
+# 24.9 / 33.4; 112, 128 -> 128: 15.3 / 22.9; 28, 512 -> 512: 10.3 / 20.0; and at batch 1
+# on VGG-16's last block (49 tiles): 4.1 / 5.6. (When the transforms ran on one core,
+# 64 or 128 channels made VGG-16 0.6 times as fast on two BLAS threads.)
+WINOGRAD_MIN_CHANNELS = 64
+WINOGRAD_MIN_TILES = 32
 WINOGRAD_BYTES = 8 << 20  # the transformed inputs and products of one chunk
 G_MATRIX = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]])
 
 
-def winograd_3x3(x, w, b, activation, out):
-    """A 3x3, stride-1 convolution of a padded input x (N, Ho + 2, Wo + 2, C), Ho and Wo
-    even, into out (N, Ho, Wo, C_out), by F(2x2, 3x3), chunk by chunk of output tiles."""
+def winograd_3x3(x, w, b, activation, out, pads):
+    """A 3x3, stride-1 convolution of x (N, H, W, C) padded by pads (top, left, right;
+    as much at the bottom as makes Ho + 2 rows) into out (N, Ho, Wo, C_out), Ho and Wo
+    even, by F(2x2, 3x3), chunk by chunk of output tiles."""
     N, _, _, C = x.shape
     _, Ho, Wo, cout = out.shape
     dtype = out.dtype
-    # U = G g G^T per channel pair: (4, 4, C, C_out) -> 16 matrices (C, C_out)
+    U = winograd_weights(w, dtype)
+    th, tw = Ho // 2, Wo // 2
+    tiles = max(MIN_ROWS // 4, WINOGRAD_BYTES // (16 * (C + cout) * out.itemsize))
+
+    def chunk(c):
+        n0, n1, t0, t1 = c
+        n, t = n1 - n0, t1 - t0
+        v = scratch("V", 16 * n * t * tw * C, dtype).reshape(4, 4, n, t, tw, C)
+        m = scratch("M", 16 * n * t * tw * cout, dtype).reshape(16, n * t * tw, cout)
+        rows = padded_rows(x, n0, n1, 2 * t0, 2 * t1 + 2, *pads)
+        r = [rows[:, k:k + 2 * t:2] for k in range(4)]  # row k of every tile of the band
+        # B^T d: down the tile's rows, then d B across its columns
+        col = scratch("col", r[0].size, dtype).reshape(r[0].shape)
+        for a, (op, p, q) in enumerate(((np.subtract, 0, 2), (np.add, 1, 2),
+                                        (np.subtract, 2, 1), (np.subtract, 1, 3))):
+            op(r[p], r[q], out=col)
+            c = [col[:, :, k:k + 2 * tw:2] for k in range(4)]
+            np.subtract(c[0], c[2], out=v[a, 0])
+            np.add(c[1], c[2], out=v[a, 1])
+            np.subtract(c[2], c[1], out=v[a, 2])
+            np.subtract(c[1], c[3], out=v[a, 3])
+        np.matmul(v.reshape(16, -1, C), U, out=m)
+        m = m.reshape(4, 4, n, t, tw, cout)
+        # A^T m A: 2 x 2 outputs per tile
+        # (into this thread's buffers: fresh temporaries of a few MB each were a
+        # tenth of the layer)
+        s_ = scratch("s", 2 * m[0].size, dtype).reshape((2,) + m[0].shape)
+        np.add(m[0], m[1], out=s_[0])
+        s_[0] += m[2]
+        np.subtract(m[1], m[2], out=s_[1])
+        s_[1] -= m[3]
+        tmp = scratch("tmp", m[0, 0].size, dtype).reshape(m[0, 0].shape)
+        o = out[n0:n1, 2 * t0:2 * t1]
+        for i in range(2):
+            np.add(s_[i, 0], s_[i, 1], out=tmp)
+            np.add(tmp, s_[i, 2], out=o[:, i::2, 0::2])
+            np.subtract(s_[i, 1], s_[i, 2], out=tmp)
+            np.subtract(tmp, s_[i, 3], out=o[:, i::2, 1::2])
+        epilogue(o, b, activation)
+    blas.in_threads(chunk, image_chunks(N, th, tiles // tw))
+    return out
+
+
+_winograd_cache = {}
+
+
+def winograd_weights(w, dtype):
+    """U = G g G^T per channel pair of w (3, 3, C, C_out): 16 matrices (C, C_out), made
+    once per weight array (11 ms for 512 x 512 channels, half of the convolution at batch
+    1) and kept while w lives; a network's weights are not changed in place."""
+    key = (id(w), np.dtype(dtype))
+    hit = _winograd_cache.get(key)
+    if hit is not None and hit[0]() is w and hit[1] == w.shape:
+        return hit[2]
     g = G_MATRIX.astype(dtype)
     U = np.tensordot(g, w.astype(dtype, copy=False), axes=(1, 0))  # (4, 3, C, C_out)
     U = np.ascontiguousarray(np.tensordot(g, U, axes=(1, 1)).transpose(1, 0, 2, 3))
-    U = U.reshape(16, C, cout)
-    th, tw = Ho // 2, Wo // 2
-    tiles = max(MIN_ROWS // 4, WINOGRAD_BYTES // (16 * (C + cout) * out.itemsize))
-    images = max(1, tiles // (th * tw))
-    band = th if images > 1 else min(th, max(1, tiles // tw))
-    V = np.empty(16 * min(images, N) * band * tw * C, dtype)
-    M = np.empty(16 * min(images, N) * band * tw * cout, dtype)
-    for n0 in range(0, N, images):
-        n1 = min(N, n0 + images)
-        for t0 in range(0, th, band):
-            t1 = min(th, t0 + band)
-            n, t = n1 - n0, t1 - t0
-            v = V[:16 * n * t * tw * C].reshape(4, 4, n, t, tw, C)
-            m = M[:16 * n * t * tw * cout].reshape(16, n * t * tw, cout)
-            rows = x[n0:n1, 2 * t0:2 * t1 + 2]
-            r = [rows[:, k:k + 2 * t:2] for k in range(4)]  # row k of every tile of the band
-            # B^T d: down the tile's rows, then d B across its columns
-            for a, col in enumerate((r[0] - r[2], r[1] + r[2], r[2] - r[1], r[1] - r[3])):
-                c = [col[:, :, k:k + 2 * tw:2] for k in range(4)]
-                np.subtract(c[0], c[2], out=v[a, 0])
-                np.add(c[1], c[2], out=v[a, 1])
-                np.subtract(c[2], c[1], out=v[a, 2])
-                np.subtract(c[1], c[3], out=v[a, 3])
-            np.matmul(v.reshape(16, -1, C), U, out=m)
-            m = m.reshape(4, 4, n, t, tw, cout)
-            # A^T m A: 2 x 2 outputs per tile
-            s0 = m[0] + m[1] + m[2]
-            s1 = m[1] - m[2] - m[3]
-            o = out[n0:n1, 2 * t0:2 * t1]
-            for i, s_ in enumerate((s0, s1)):
-                np.add(s_[0] + s_[1], s_[2], out=o[:, i::2, 0::2])
-                np.subtract(s_[1] - s_[2], s_[3], out=o[:, i::2, 1::2])
-            epilogue(o, b, activation)
-    return out
+    U = U.reshape(16, w.shape[2], w.shape[3])
+    try:
+        ref = weakref.ref(w, lambda _, key=key: _winograd_cache.pop(key, None))
+    except TypeError:  # not an ndarray
+        return U
+    _winograd_cache[key] = (ref, w.shape, U)
+    return U
 
 
 def epilogue(o, b, activation):
@@ -196,63 +307,51 @@ def grouped_matmul(x, w, groups, out=None):
     return out
 
 
-def padded_phases(x, kh, kw, stride, padding):
-    """The padded input split by column phase: [padded[:, :, p::stride] for p < stride],
-    each contiguous, made in one copy."""
-    top, bottom = pad_amounts(x.shape[1], kh, stride, padding)
-    left, right = pad_amounts(x.shape[2], kw, stride, padding)
-    N, H, W, C = x.shape
-    Wp = W + left + right
-    phases = []
-    for p in range(stride):
-        width = len(range(p, Wp, stride))
-        phase = np.zeros((N, H + top + bottom, width, C), dtype=x.dtype)
-        # padded columns p, p + stride, ... that hold input columns (c - left)
-        first = p if p >= left else p + -(-(left - p) // stride) * stride
-        cols = range(first, min(Wp, left + W), stride)
-        if len(cols):
-            phase[:, top:top + H, (first - p) // stride:(first - p) // stride + len(cols)] = \
-                x[:, :, first - left:cols[-1] - left + 1:stride]
-        phases.append(phase)
-    return phases
-
-
-def depthwise(phases, w, stride, Ho, Wo, b=None, activation=None, out=None):
-    """Depthwise convolution, w (kh, kw, C), of a padded input split by column phase
-    (padded_phases; a stride-1 input is its own single phase). Chunks of output small
-    enough for the cache, each the sum of kh*kw shifted, weighted slices of the input
-    accumulated in place (a whole-batch product per offset went to memory twice each).
-    With the phases and the weights tiled along a row, every tap is a product of
-    contiguous runs of Wo*C numbers: the C-long runs of a broadcast (a weight per channel)
-    cost as much per run as per number."""
+def depthwise(x, w, stride, padding, b=None, activation=None):
+    """Depthwise convolution of x (N, H, W, C), w (kh, kw, C). Chunks of output small
+    enough for the cache, each the sum of kh*kw shifted, weighted slices of its padded
+    input rows accumulated in place (a whole-batch product per offset went to memory
+    twice each). The rows are split by column phase (columns p, p + stride, ... of the
+    padded rows, each contiguous; a stride-1 band is its own single phase) and the
+    weights tiled along a row, so every tap is a product of contiguous runs of Wo*C
+    numbers: the C-long runs of a broadcast (a weight per channel) cost as much per run
+    as per number."""
     kh, kw, C = w.shape
-    N = phases[0].shape[0]
-    if out is None:
-        out = np.empty((N, Ho, Wo, C), dtype=np.result_type(phases[0], w))
+    N, H, W, _ = x.shape
+    top, bottom = pad_amounts(H, kh, stride, padding)
+    left, right = pad_amounts(W, kw, stride, padding)
+    Ho, Wo = output_size(H + top + bottom, kh, stride), output_size(W + left + right, kw, stride)
+    out = np.empty((N, Ho, Wo, C), dtype=np.result_type(x, w))
     wt = np.tile(w.astype(out.dtype, copy=False), (1, 1, Wo))  # (kh, kw, Wo*C)
     bt = None if b is None else np.tile(np.asarray(b, dtype=out.dtype), Wo)
     row = Wo * C * out.itemsize
-    images = max(1, DEPTHWISE_BYTES // (Ho * row))
-    band = Ho if images > 1 else min(Ho, max(1, DEPTHWISE_BYTES // row))
-    tmp = np.empty((min(images, N), band, Wo * C), dtype=out.dtype)
-    for n0 in range(0, N, images):
-        n1 = min(N, n0 + images)
-        for y0 in range(0, Ho, band):
-            y1 = min(Ho, y0 + band)
-            acc = out[n0:n1, y0:y1].reshape(n1 - n0, y1 - y0, Wo * C)
-            t = tmp[:n1 - n0, :y1 - y0]
-            for i in range(kh):
-                for j in range(kw):
-                    c0 = j // stride
-                    src = phases[j % stride][
-                        n0:n1, y0 * stride + i:(y1 - 1) * stride + i + 1:stride, c0:c0 + Wo]
-                    src = src.reshape(n1 - n0, y1 - y0, Wo * C)
-                    if i == j == 0:
-                        np.multiply(src, wt[0, 0], out=acc)
-                    else:
-                        np.multiply(src, wt[i, j], out=t)
-                        acc += t
-            epilogue(acc, bt, activation)
+
+    def chunk(c):
+        n0, n1, y0, y1 = c
+        band = padded_rows(x, n0, n1, y0 * stride, (y1 - 1) * stride + kh, top, left, right)
+        phases = [band]
+        if stride > 1:
+            phases = [scratch("phase%d" % p, band[:, :, p::stride].size, x.dtype).reshape(
+                band[:, :, p::stride].shape) for p in range(stride)]
+            for p, phase in enumerate(phases):
+                phase[...] = band[:, :, p::stride]
+        acc = out[n0:n1, y0:y1].reshape(n1 - n0, y1 - y0, Wo * C)
+        t = scratch("depthwise", acc.size, out.dtype).reshape(acc.shape)
+        for i in range(kh):
+            for j in range(kw):
+                c0 = j // stride
+                src = phases[j % stride][:, i:(y1 - y0 - 1) * stride + i + 1:stride, c0:c0 + Wo]
+                src = src.reshape(n1 - n0, y1 - y0, Wo * C)
+                if i == j == 0:
+                    np.multiply(src, wt[0, 0], out=acc)
+                else:
+                    np.multiply(src, wt[i, j], out=t)
+                    acc += t
+        epilogue(acc, bt, activation)
+    # on both cores when there are chunks enough: two chunks of a batch of one ran
+    # slower on two threads than on one (the GIL goes back and forth 20 times a chunk)
+    blas.in_threads(chunk, image_chunks(N, Ho, DEPTHWISE_BYTES // row),
+                    min_items=2 * blas.threads())
     return out
 
 
@@ -270,12 +369,23 @@ def avg_pool(x, size, stride=None, padding=0):
 
 def _pool(x, size, stride, padding, combine, fill):
     x = pad(x, size, size, stride, padding, value=fill)
+    N, _, _, C = x.shape
     Ho, Wo = output_size(x.shape[1], size, stride), output_size(x.shape[2], size, stride)
-    out = None
-    for i in range(size):
-        for j in range(size):
-            window = x[:, i:i + stride * (Ho - 1) + 1:stride, j:j + stride * (Wo - 1) + 1:stride]
-            out = window.copy() if out is None else combine(out, window, out=out)
+    out = np.empty((N, Ho, Wo, C), dtype=x.dtype)
+
+    def chunk(c):  # bands of output rows, on both cores when there are chunks enough
+        n0, n1, y0, y1 = c
+        o = out[n0:n1, y0:y1]
+        for i in range(size):
+            for j in range(size):
+                window = x[n0:n1, y0 * stride + i:(y1 - 1) * stride + i + 1:stride,
+                           j:j + stride * (Wo - 1) + 1:stride]
+                if i == j == 0:
+                    o[...] = window
+                else:
+                    combine(o, window, out=o)
+    blas.in_threads(chunk, image_chunks(N, Ho, DEPTHWISE_BYTES // max(1, Wo * C * x.itemsize)),
+                    min_items=2 * blas.threads())
     return out
 
 
