@@ -115,15 +115,9 @@ def in_row_chunks(fn, n_rows, min_rows=64):
     BLAS threads: numpy releases the GIL in its elementwise loops, which otherwise use one
     core while BLAS uses them all. For work whose rows are independent (a row's result
     does not depend on the chunking, so it is exactly what fn(slice(0, n_rows)) gives)."""
-    parts = min(threads(), n_rows // min_rows) if n_rows >= 2 * min_rows else 1
-    if parts <= 1:
-        fn(slice(0, n_rows))
-        return
-    pool = _get_pool(parts)
+    parts = max(1, min(threads(), n_rows // min_rows) if n_rows >= 2 * min_rows else 1)
     bounds = [n_rows * i // parts for i in range(parts + 1)]
-    futures = [pool.submit(fn, slice(a, b)) for a, b in zip(bounds[:-1], bounds[1:])]
-    for f in futures:
-        f.result()
+    in_threads(fn, [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])])
 
 
 _worker = threading.local()
