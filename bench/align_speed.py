@@ -7,7 +7,8 @@ GFLOP/s counts the step's multiply-adds (bench/alignment_speed.py's step_macs, 2
 each); "of sgemm" divides it by a float32 1536^3 matrix product timed in blocks
 alternating with the steps, under the same load. With torch importable the same step runs
 in PyTorch on the same batches, in blocks alternating with ours (bench/alternate.py; see
-bench/torch_side.py), same thread count, and the row prints its pairs/s and the ratio. All figures are medians. The default run also
+bench/torch_side.py), same thread count, and the row prints its pairs/s and the ratio.
+All figures are medians. The default run also
 prints how the figure moves with the batch (25, 50, 100, 200) and the vocabulary (2.5k,
 10k, 25k: the word vectors are fixed, so it should not move); --quick skips that.
 Usage: python bench/align_speed.py [--repeats N] [--quick]
@@ -26,7 +27,7 @@ from neuraltalk.models import brnn  # noqa: E402
 from neuraltalk.train import solvers  # noqa: E402
 from alignment_speed import region_feats, sentences, step_macs  # noqa: E402
 import torch_side  # noqa: E402
-from alternate import METHOD, alternate  # noqa: E402
+from alternate import METHOD, alternate, timed_calls  # noqa: E402
 
 D, R, V = 4096, 20, 2538
 ROUNDS = 2  # blocks of steps per side (see alternate.py)
@@ -58,10 +59,11 @@ def measure(repeats, K=100, V=V, sgemm_n=1536):
 
     sides = {"ours": ours, "sgemm": lambda i: a @ a}
     if ref is not None:  # the same batches in PyTorch
-        sides["torch"] = lambda i: ref.step(batches[i % len(batches)].regions,
-                                            batches[i % len(batches)].words,
-                                            batches[i % len(batches)].lengths)
-    timed = alternate(sides, ROUNDS, max(2, -(-repeats // ROUNDS) + 1))
+        def theirs(i):
+            batch = batches[i % len(batches)]
+            ref.step(batch.regions, batch.words, batch.lengths)
+        sides["torch"] = theirs
+    timed = alternate(sides, ROUNDS, repeats)
     times = [t for _, t in timed["ours"]]
     flops = [2 * step_macs(params, R, int(batches[i % len(batches)].lengths.sum()), K) / t
              for i, t in timed["ours"]]
@@ -90,7 +92,7 @@ def main():
     args = p.parse_args()
     print("BRNN h=1000, word vectors 300 (fixed), R=%d regions of %d-d, Adam, float32; "
           "medians of %d steps, %s; %d BLAS threads; load average %s; PyTorch: %s" % (
-              R, D, ROUNDS * max(1, -(-args.repeats // ROUNDS)), METHOD % ROUNDS,
+              R, D, timed_calls(ROUNDS, args.repeats), METHOD % ROUNDS,
               torch_side.blas_threads(),
               " ".join("%.1f" % x for x in os.getloadavg()),
               torch_side.torch.__version__ if torch_side.available() else "not installed"))

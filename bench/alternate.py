@@ -16,11 +16,12 @@ that a drift of the machine's load still falls on every side.
 import time
 
 
-def alternate(sides, rounds=3, per_block=4):
+def alternate(sides, rounds, repeats):
     """sides: {name: fn(i)}, each fn doing one call of its work on input i (i counts the
     calls of that side from 0). Runs `rounds` rounds; in each, every side in turn makes
-    `per_block` consecutive calls, the first untimed. Returns {name: [(i, seconds), ...]},
-    the timed calls (rounds * (per_block - 1) of them)."""
+    a block of consecutive calls, the first untimed, so that each side has at least
+    `repeats` timed calls (timed_calls of them). Returns {name: [(i, seconds), ...]}."""
+    per_block = timed_calls(rounds, repeats) // rounds + 1
     timed = {name: [] for name in sides}
     count = {name: 0 for name in sides}
     for _ in range(rounds):
@@ -34,6 +35,11 @@ def alternate(sides, rounds=3, per_block=4):
                 if j > 0:
                     timed[name].append((i, t))
     return timed
+
+
+def timed_calls(rounds, repeats):
+    """How many calls of each side alternate(sides, rounds, repeats) times."""
+    return rounds * max(1, -(-repeats // rounds))
 
 
 METHOD = ("each side in blocks of consecutive calls (the first untimed), the blocks "

@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from neuraltalk.cnn import efficientnet, vgg16  # noqa: E402
-from alternate import METHOD, alternate  # noqa: E402
+from alternate import METHOD, alternate, timed_calls  # noqa: E402
 
 ROUNDS = 2  # blocks of runs per side (see alternate.py)
 
@@ -197,7 +197,7 @@ def compare(name, forward, net, torch_net, torch, batches, repeats):
         sides = {"ours": lambda i: forward(net, x)}
         if run_torch is not None:
             sides["torch"] = lambda i: run_torch()
-        timed_runs = alternate(sides, ROUNDS, max(2, -(-repeats // ROUNDS) + 1))
+        timed_runs = alternate(sides, ROUNDS, repeats)
         t_ours = [t for _, t in timed_runs["ours"]]
         t_torch = [t for _, t in timed_runs.get("torch", ())]
         r_ours = batch / np.median(t_ours)
@@ -229,7 +229,7 @@ def main(args):
         except ImportError:
             print("torch is not importable: the NumPy figures alone")
     print("threads %d, %d timed runs each, %s (load average %s)"
-          % (args.threads, ROUNDS * max(1, -(-args.repeats // ROUNDS)),
+          % (args.threads, timed_calls(ROUNDS, args.repeats),
              ("NumPy and torch: " + METHOD % ROUNDS) if torch else "NumPy",
              " ".join(open("/proc/loadavg").read().split()[:3])))
     net = efficientnet.load()

@@ -11,7 +11,8 @@ decoded 64 images at a time (each beam carries its copy of the regions).
 With torch importable, the LSTM's rows also decode the same images in PyTorch (see
 bench/torch_side.py: nn.LSTMCell, batched beams, top-k over beams x vocabulary,
 inference_mode, the same batches of 256 images and thread count), in blocks of runs
-alternating with the project's (bench/alternate.py), and print its images/s and the ratio. --growth adds how the LSTM's
+alternating with the project's (bench/alternate.py), and print its images/s and the
+ratio. --growth adds how the LSTM's
 figure moves with the beam (1, 3, 7, 20) and the vocabulary (2.5k, 10k, 25k, beam 7).
 
 Usage: python bench/decode_speed.py [--images N] [--repeats R] [--generators lstm,mrnn,lrcn,attention]
@@ -93,7 +94,7 @@ def run(generator, args, beams=(1, 7), V=2538):
                 ref.decode(feats[start:start + batch_size], beam_size)
 
         sides = {"ours": ours} if ref is None else {"ours": ours, "torch": theirs}
-        timed = alternate(sides, ROUNDS, args.repeats // ROUNDS + 1)
+        timed = alternate(sides, ROUNDS, args.repeats)
         times = [t for _, t in timed["ours"]]
         torch_times = [t for _, t in timed.get("torch", ())]
         t = np.median(times)

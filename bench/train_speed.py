@@ -3,17 +3,17 @@
 
 Configurations: A) D=4096, E=H=256, V=2538 (Flickr8k defaults); B) D=4096, E=H=512,
 V=10000 (COCO size); every generator (m-RNN with its 128-d first embedding and 512-d
-multimodal layer, LRCN as its factored 2f variant). In blocks alternating with the steps
-the benchmark times a float32 square matrix product (sgemm), so the machine's
-matrix-multiply rate is measured under the same load as the steps; it prints the fraction of that rate the training step
-reaches, counting the multiply-adds the step needs (2 FLOPs each; see step_macs).
-All figures are medians. On a shared machine they are noisy: rerun on a quiet one.
+multimodal layer, LRCN as its factored 2f variant). In blocks alternating with the
+steps the benchmark times a float32 square matrix product (sgemm), so the machine's
+matrix-multiply rate is measured under the same load as the steps; it prints the
+fraction of that rate the training step reaches, counting the multiply-adds the step
+needs (2 FLOPs each; see step_macs). All figures are medians. On a shared machine they are noisy: rerun on a quiet one.
 
 With torch importable, the LSTM and RNN rows also time the same step in PyTorch (see
 bench/torch_side.py: nn.LSTM on packed sequences, the same loss, RMSprop) on the same
 batches with the same thread count, in blocks of steps alternating with the project's
-(bench/alternate.py: step-by-step interleaving made PyTorch up to twice as slow), and print its
-sentences/s and the ratio. --growth adds how the LSTM's figure moves with the batch
+(bench/alternate.py: step-by-step interleaving made PyTorch up to twice as slow), and
+print its sentences/s and the ratio. --growth adds how the LSTM's figure moves with the batch
 (25, 50, 100, 200, config A) and the vocabulary (2.5k, 10k, 25k at E = H = 256).
 Usage: python bench/train_speed.py [--repeats N] [--configs A,B] [--generators lstm,rnn,mrnn,lrcn]
        [--growth]
@@ -30,7 +30,7 @@ from neuraltalk.train import solvers  # noqa: E402
 from neuraltalk.models import captioning  # noqa: E402
 from neuraltalk.data.batches import Batch  # noqa: E402
 import torch_side  # noqa: E402
-from alternate import METHOD, alternate  # noqa: E402
+from alternate import METHOD, alternate, timed_calls  # noqa: E402
 
 CONFIGS = {"A": dict(D=4096, E=256, H=256, V=2538), "B": dict(D=4096, E=512, H=512, V=10000)}
 # the attention generator (rows only for --generators attention): R regions of D = 512
@@ -135,7 +135,7 @@ def _measure(generator, cfg, R, repeats, sgemm_n, batch_size, with_torch):
     sides = {"ours": ours, "sgemm": lambda i: a @ b}
     if ref is not None:  # the same batches in PyTorch
         sides["torch"] = lambda i: ref.step(batches[i % n_batches])
-    timed = alternate(sides, ROUNDS, repeats // ROUNDS + 1)
+    timed = alternate(sides, ROUNDS, repeats)
     times = [t for _, t in timed["ours"]]
     flops = [2 * step_macs(generator, batches[i % n_batches], **cfg) / t
              for i, t in timed["ours"]]
@@ -159,7 +159,7 @@ def main():
     args = p.parse_args()
     print("batch %d, float32, rmsprop, dropout 0.5; medians of %d steps; the project, a "
           "1536^3 sgemm and PyTorch timed %s; %d BLAS threads; load average %s; PyTorch: %s" % (
-              BATCH, ROUNDS * (args.repeats // ROUNDS), METHOD % ROUNDS, torch_side.blas_threads(),
+              BATCH, timed_calls(ROUNDS, args.repeats), METHOD % ROUNDS, torch_side.blas_threads(),
               " ".join("%.1f" % x for x in os.getloadavg()),
               torch_side.torch.__version__ if torch_side.available() else "not installed"))
     print(HEADER)
