@@ -14,6 +14,7 @@ import threading
 import weakref
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from neuraltalk.layers import blas
 
@@ -139,7 +140,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, groups=1, activation=None):
     if cin != cin_g * groups:
         raise ValueError("conv2d: %d input channels, weights for %d x %d" % (cin, groups, cin_g))
     if groups == cin and cin_g == 1 and cout == cin:
-        return depthwise(x, w[:, :, 0, :], stride, padding, b, activation)
+        return depthwise(x, w, stride, padding, b, activation)
     top, bottom = pad_amounts(x.shape[1], kh, stride, padding)
     left, right = pad_amounts(x.shape[2], kw, stride, padding)
     Ho = output_size(x.shape[1] + top + bottom, kh, stride)
@@ -257,38 +258,48 @@ def winograd_3x3(x, w, b, activation, out, pads):
     return out
 
 
-_winograd_cache = {}
+_derived = {}
+
+
+def derived(arr, name, make):
+    """make(), an array made from `arr` (its Winograd transform, its tiling along a row),
+    made once per (arr, name) and kept while arr lives: a network's weights are not
+    changed in place, and remaking them was a large part of a layer at batch 1 (11 ms
+    of Winograd transform for 512 x 512 channels, half of the convolution)."""
+    key = (id(arr), name)
+    hit = _derived.get(key)
+    if hit is not None and hit[0]() is arr and hit[1] == arr.shape:
+        return hit[2]
+    value = make()
+    try:
+        ref = weakref.ref(arr, lambda _, key=key: _derived.pop(key, None))
+    except TypeError:  # not an ndarray
+        return value
+    _derived[key] = (ref, arr.shape, value)
+    return value
 
 
 def winograd_weights(w, dtype):
-    """U = G g G^T per channel pair of w (3, 3, C, C_out): 16 matrices (C, C_out), made
-    once per weight array (11 ms for 512 x 512 channels, half of the convolution at batch
-    1) and kept while w lives; a network's weights are not changed in place."""
-    key = (id(w), np.dtype(dtype))
-    hit = _winograd_cache.get(key)
-    if hit is not None and hit[0]() is w and hit[1] == w.shape:
-        return hit[2]
-    g = G_MATRIX.astype(dtype)
-    U = np.tensordot(g, w.astype(dtype, copy=False), axes=(1, 0))  # (4, 3, C, C_out)
-    U = np.ascontiguousarray(np.tensordot(g, U, axes=(1, 1)).transpose(1, 0, 2, 3))
-    U = U.reshape(16, w.shape[2], w.shape[3])
-    try:
-        ref = weakref.ref(w, lambda _, key=key: _winograd_cache.pop(key, None))
-    except TypeError:  # not an ndarray
-        return U
-    _winograd_cache[key] = (ref, w.shape, U)
-    return U
+    """U = G g G^T per channel pair of w (3, 3, C, C_out): 16 matrices (C, C_out)."""
+    def make():
+        g = G_MATRIX.astype(dtype)
+        U = np.tensordot(g, w.astype(dtype, copy=False), axes=(1, 0))  # (4, 3, C, C_out)
+        U = np.ascontiguousarray(np.tensordot(g, U, axes=(1, 1)).transpose(1, 0, 2, 3))
+        return U.reshape(16, w.shape[2], w.shape[3])
+    return derived(w, ("winograd", np.dtype(dtype)), make)
 
 
 def epilogue(o, b, activation):
     """Bias and activation of a chunk of output, in place."""
     if b is not None:
         o += b
+    # np.clip, not np.maximum / np.minimum with a scalar: NumPy 2.4's scalar maximum
+    # ran 3-4 times slower than clip (262k numbers: 98 against 24-30 us), and
+    # EfficientNet's ReLU6 epilogues were a quarter of its 1 x 1 convolutions
     if activation == "relu":
-        np.maximum(o, 0, out=o)
+        np.clip(o, 0, np.inf, out=o)
     elif activation == "relu6":
-        np.maximum(o, 0, out=o)
-        np.minimum(o, 6, out=o)
+        np.clip(o, 0, 6, out=o)
     elif activation is not None:
         raise ValueError("conv2d: unknown activation %r" % (activation,))
     return o
@@ -308,26 +319,37 @@ def grouped_matmul(x, w, groups, out=None):
 
 
 def depthwise(x, w, stride, padding, b=None, activation=None):
-    """Depthwise convolution of x (N, H, W, C), w (kh, kw, C). Chunks of output small
-    enough for the cache, each the sum of kh*kw shifted, weighted slices of its padded
-    input rows accumulated in place (a whole-batch product per offset went to memory
-    twice each). The rows are split by column phase (columns p, p + stride, ... of the
-    padded rows, each contiguous; a stride-1 band is its own single phase) and the
-    weights tiled along a row, so every tap is a product of contiguous runs of Wo*C
-    numbers: the C-long runs of a broadcast (a weight per channel) cost as much per run
-    as per number."""
-    kh, kw, C = w.shape
+    """Depthwise convolution of x (N, H, W, C), w (kh, kw, 1, C) or (kh, kw, C), in
+    chunks of output small enough for the cache. A chunk's padded input rows are split by
+    column phase (columns p, p + stride, ... each contiguous; a stride-1 band is its own
+    single phase) and the weights tiled along an output row, so that each tap is a
+    product of contiguous runs of Wo*C numbers; one np.einsum per phase then sums all of
+    its taps, over a strided view of the rows (nothing copied), in one call.
+
+    One call per phase, not two per tap (multiply, then add): a tap's call at batch 1 is
+    a few tens of microseconds, and with two threads each call waited about as long
+    again for the GIL (this VM wakes a waiting thread slowly), so two threads ran no
+    faster than one. Measured at batch 1, one thread, ms (taps / einsum): 14 x 14 x 672,
+    5 x 5: 1.08 / 0.54; 56 x 56 x 144, 3 x 3: 1.14 / 0.74; 112 x 112 x 32: 1.06 / 0.68;
+    and two threads' einsums run side by side (0.31 ms alone, 0.33 each together)."""
+    kh, kw, C = w.shape[0], w.shape[1], w.shape[-1]
     N, H, W, _ = x.shape
     top, bottom = pad_amounts(H, kh, stride, padding)
     left, right = pad_amounts(W, kw, stride, padding)
     Ho, Wo = output_size(H + top + bottom, kh, stride), output_size(W + left + right, kw, stride)
-    out = np.empty((N, Ho, Wo, C), dtype=np.result_type(x, w))
-    wt = np.tile(w.astype(out.dtype, copy=False), (1, 1, Wo))  # (kh, kw, Wo*C)
-    bt = None if b is None else np.tile(np.asarray(b, dtype=out.dtype), Wo)
+    dtype = np.result_type(x, w)
+    out = np.empty((N, Ho, Wo, C), dtype=dtype)
+    # the weights and bias tiled along an output row, made once per weight array (a
+    # fresh np.tile of 5 x 5 x 14 x 672 numbers was a tenth of the layer at batch 1)
+    wt = derived(w, ("depthwise", Wo, dtype), lambda: np.tile(
+        w.reshape(kh, kw, C).astype(dtype, copy=False), (1, 1, Wo)))  # (kh, kw, Wo*C)
+    bt = None if b is None else derived(b, ("row", Wo, dtype), lambda: np.tile(
+        np.asarray(b, dtype=dtype), Wo))
     row = Wo * C * out.itemsize
 
     def chunk(c):
         n0, n1, y0, y1 = c
+        n, rows = n1 - n0, y1 - y0
         band = padded_rows(x, n0, n1, y0 * stride, (y1 - 1) * stride + kh, top, left, right)
         phases = [band]
         if stride > 1:
@@ -335,23 +357,22 @@ def depthwise(x, w, stride, padding, b=None, activation=None):
                 band[:, :, p::stride].shape) for p in range(stride)]
             for p, phase in enumerate(phases):
                 phase[...] = band[:, :, p::stride]
-        acc = out[n0:n1, y0:y1].reshape(n1 - n0, y1 - y0, Wo * C)
-        t = scratch("depthwise", acc.size, out.dtype).reshape(acc.shape)
-        for i in range(kh):
-            for j in range(kw):
-                c0 = j // stride
-                src = phases[j % stride][:, i:(y1 - y0 - 1) * stride + i + 1:stride, c0:c0 + Wo]
-                src = src.reshape(n1 - n0, y1 - y0, Wo * C)
-                if i == j == 0:
-                    np.multiply(src, wt[0, 0], out=acc)
-                else:
-                    np.multiply(src, wt[i, j], out=t)
-                    acc += t
+        acc = out[n0:n1, y0:y1].reshape(n, rows, Wo * C)
+        for p, phase in enumerate(phases):
+            # taps j = p, p + stride, ...: tap (i, j) of output row r, column x reads
+            # phase row r * stride + i from column j // stride on, Wo*C numbers
+            s0, s1, s2, s3 = phase.strides
+            taps = wt[:, p::stride]
+            view = as_strided(phase, (n, rows, kh, taps.shape[1], Wo * C),
+                              (s0, stride * s1, s1, s2, s3), writeable=False)
+            if p == 0:
+                np.einsum("nrijx,ijx->nrx", view, taps, out=acc)
+            else:
+                t = scratch("depthwise", acc.size, dtype).reshape(acc.shape)
+                np.einsum("nrijx,ijx->nrx", view, taps, out=t)
+                acc += t
         epilogue(acc, bt, activation)
-    # on both cores when there are chunks enough: two chunks of a batch of one ran
-    # slower on two threads than on one (the GIL goes back and forth 20 times a chunk)
-    blas.in_threads(chunk, image_chunks(N, Ho, DEPTHWISE_BYTES // row),
-                    min_items=2 * blas.threads())
+    blas.in_threads(chunk, image_chunks(N, Ho, DEPTHWISE_BYTES // row))
     return out
 
 
@@ -390,7 +411,7 @@ def _pool(x, size, stride, padding, combine, fill):
 
 
 def relu(x):
-    return np.maximum(x, 0, out=x)
+    return np.clip(x, 0, np.inf, out=x)
 
 
 def relu6(x):
