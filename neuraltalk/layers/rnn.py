@@ -18,7 +18,7 @@ RNNCache = namedtuple("RNNCache", ["H", "Wh", "counts", "h0", "reverse", "nonlin
 
 def _activate(a, nonlinearity):
     if nonlinearity == "relu":
-        np.maximum(a, 0, out=a)
+        np.clip(a, 0, np.inf, out=a)  # NumPy 2.4's maximum with a scalar: 3-4x slower
     else:
         np.tanh(a, out=a)
 

@@ -180,7 +180,7 @@ def image_sentence_scores(v, region_counts, sentences, kind="max", need_cache=Fa
         if N == 0:
             per_word = np.zeros((K, 0), dots.dtype)
     else:
-        np.maximum(dots, 0, out=dots)
+        np.clip(dots, 0, np.inf, out=dots)
         dots *= region_mask[:, :, None]
         per_word = dots.sum(1)
         active = dots > 0 if need_cache else None
@@ -313,7 +313,7 @@ def _per_word_scores(v, R, counts, s, kind):
         dots = np.matmul(v[k0 * R:k1 * R], s.T, out=buf[:(k1 - k0) * R * N].reshape(-1, N))
         dots = dots.reshape(k1 - k0, R, N)
         if kind != "max":
-            np.maximum(dots, 0, out=dots)
+            np.clip(dots, 0, np.inf, out=dots)
         for k in np.flatnonzero(counts[k0:k1] < R):  # images with fewer regions than R
             dots[k, counts[k0 + k]:] = -np.inf if kind == "max" else 0
         (np.max if kind == "max" else np.sum)(dots, axis=1, out=out[k0:k1])
