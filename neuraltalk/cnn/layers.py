@@ -129,6 +129,16 @@ EPILOGUE_BYTES = 2 << 20  # the output rows of one chunk of a 1 x 1 convolution
 # layers (3 x 3 stand-ins) took 11.2 ms an image at batch 1 with 1 MB, 13.2 with 256 KB;
 # at batch 16 on two threads 7.5 and 9.8 (the GIL changes hands once per call)
 DEPTHWISE_BYTES = 1 << 20
+DEPTHWISE_RUN = 4096  # numbers in the inner loop of a depthwise einsum (see depthwise)
+# Smaller layers run on one core (a 1 x 1 convolution as one product on BLAS's threads):
+# two threads' short NumPy calls wait for each other's GIL (two threads multiplying
+# 131k numbers a call ran 1.4 times as long as one thread doing half the work), so at
+# batch 1 EfficientNet-Lite0's small layers ran faster on one core. Measured per layer
+# (two threads / one, ms): depthwise of 4.7M multiply-adds 0.62 / 0.80, 3.3M 0.54 /
+# 0.58, 1.4M 0.34 / 0.27, 0.8M 0.26 / 0.20; 1 x 1 with 1.2M outputs 0.63 / 0.91, 452k
+# 0.38 / 0.42, 75k 0.27 / 0.20.
+THREADS_MIN_MACS = 3 << 20  # depthwise: outputs times taps
+THREADS_MIN_OUTPUTS = 384 << 10  # 1 x 1: output numbers
 COPY_BYTES = 4 << 20  # one chunk of a padding copy
 
 
@@ -155,8 +165,11 @@ def conv2d(x, w, b=None, stride=1, padding=0, groups=1, activation=None):
         def product(r):
             grouped_matmul(xs[r[0]:r[1]], w2, groups, rows[r[0]:r[1]])
             epilogue(rows[r[0]:r[1]], b, activation)
-        step = max(MIN_ROWS, EPILOGUE_BYTES // (cout * out.itemsize))
-        blas.in_threads(product, row_chunks(len(rows), step))
+        if rows.size < THREADS_MIN_OUTPUTS:  # one product on BLAS's threads
+            product((0, len(rows)))
+        else:
+            step = max(MIN_ROWS, EPILOGUE_BYTES // (cout * out.itemsize))
+            blas.in_threads(product, row_chunks(len(rows), step))
         return out
     if (kh == kw == 3 and stride == 1 and groups == 1 and cin >= WINOGRAD_MIN_CHANNELS
             and Ho % 2 == 0 and Wo % 2 == 0 and N * Ho * Wo // 4 >= WINOGRAD_MIN_TILES):
@@ -339,12 +352,14 @@ def depthwise(x, w, stride, padding, b=None, activation=None):
     Ho, Wo = output_size(H + top + bottom, kh, stride), output_size(W + left + right, kw, stride)
     dtype = np.result_type(x, w)
     out = np.empty((N, Ho, Wo, C), dtype=dtype)
-    # the weights and bias tiled along an output row, made once per weight array (a
-    # fresh np.tile of 5 x 5 x 14 x 672 numbers was a tenth of the layer at batch 1)
-    wt = derived(w, ("depthwise", Wo, dtype), lambda: np.tile(
-        w.reshape(kh, kw, C).astype(dtype, copy=False), (1, 1, Wo)))  # (kh, kw, Wo*C)
-    bt = None if b is None else derived(b, ("row", Wo, dtype), lambda: np.tile(
-        np.asarray(b, dtype=dtype), Wo))
+    # the weights and bias tiled along Wb output columns (Wb a divisor of Wo, Wb*C at
+    # most DEPTHWISE_RUN numbers), made once per weight array: each einsum's inner loop
+    # is a run of Wb*C numbers
+    Wb = max(d for d in range(1, Wo + 1) if Wo % d == 0 and (d * C <= DEPTHWISE_RUN or d == 1))
+    wt = derived(w, ("depthwise", Wb, dtype), lambda: np.tile(
+        w.reshape(kh, kw, C).astype(dtype, copy=False), (1, 1, Wb)))  # (kh, kw, Wb*C)
+    bt = None if b is None else derived(b, ("row", Wb, dtype), lambda: np.tile(
+        np.asarray(b, dtype=dtype), Wb))
     row = Wo * C * out.itemsize
 
     def chunk(c):
@@ -357,22 +372,28 @@ def depthwise(x, w, stride, padding, b=None, activation=None):
                 band[:, :, p::stride].shape) for p in range(stride)]
             for p, phase in enumerate(phases):
                 phase[...] = band[:, :, p::stride]
-        acc = out[n0:n1, y0:y1].reshape(n, rows, Wo * C)
+        acc = out[n0:n1, y0:y1].reshape(n, rows, Wo // Wb, Wb * C)
         for p, phase in enumerate(phases):
-            # taps j = p, p + stride, ...: tap (i, j) of output row r, column x reads
-            # phase row r * stride + i from column j // stride on, Wo*C numbers
+            # taps j = p, p + stride, ...: tap (i, j) of output row r, columns
+            # b*Wb ... (b+1)*Wb - 1 reads phase row r * stride + i from column
+            # b*Wb + j // stride on, Wb*C numbers
             s0, s1, s2, s3 = phase.strides
             taps = wt[:, p::stride]
-            view = as_strided(phase, (n, rows, kh, taps.shape[1], Wo * C),
-                              (s0, stride * s1, s1, s2, s3), writeable=False)
+            view = as_strided(phase, (n, rows, Wo // Wb, kh, taps.shape[1], Wb * C),
+                              (s0, stride * s1, Wb * s2, s1, s2, s3), writeable=False)
             if p == 0:
-                np.einsum("nrijx,ijx->nrx", view, taps, out=acc)
+                np.einsum("nrbijx,ijx->nrbx", view, taps, out=acc)
             else:
                 t = scratch("depthwise", acc.size, dtype).reshape(acc.shape)
-                np.einsum("nrijx,ijx->nrx", view, taps, out=t)
+                np.einsum("nrbijx,ijx->nrbx", view, taps, out=t)
                 acc += t
         epilogue(acc, bt, activation)
-    blas.in_threads(chunk, image_chunks(N, Ho, DEPTHWISE_BYTES // row))
+    chunks = image_chunks(N, Ho, DEPTHWISE_BYTES // row)
+    if out.size * kh * kw < THREADS_MIN_MACS:
+        for c in chunks:
+            chunk(c)
+    else:
+        blas.in_threads(chunk, chunks)
     return out
 
 
