@@ -95,8 +95,10 @@ def test_relu6_and_relu():
 def test_convolution_in_small_chunks_equals_a_loop(monkeypatch, k, stride, padding, cin, cout,
                                                    groups):
     # budgets of a few rows force bands of rows, groups of images and partial last chunks
+    # and depthwise runs of one column (Wb = 1); small layers on threads too
     for name, value in (("PATCH_BYTES", 1), ("MIN_ROWS", 5), ("EPILOGUE_BYTES", 1),
-                        ("DEPTHWISE_BYTES", 8 * 4 * cout)):
+                        ("DEPTHWISE_BYTES", 8 * 4 * cout), ("DEPTHWISE_RUN", 1),
+                        ("THREADS_MIN_MACS", 0), ("THREADS_MIN_OUTPUTS", 0)):
         monkeypatch.setattr(layers, name, value)
     rng = np.random.default_rng(k * 100 + stride * 10 + cin + 1)
     x = rng.normal(size=(3, 9, 8, cin))
@@ -107,6 +109,7 @@ def test_convolution_in_small_chunks_equals_a_loop(monkeypatch, k, stride, paddi
     np.testing.assert_allclose(got, np.clip(expected, 0, 6), rtol=1e-10, atol=1e-10)
     monkeypatch.setattr(layers, "MIN_ROWS", 40)  # whole images per chunk, the last one partial
     monkeypatch.setattr(layers, "DEPTHWISE_BYTES", 9 * 8 * 8 * cout)
+    monkeypatch.setattr(layers, "DEPTHWISE_RUN", 2 * cout)  # runs of two columns where Wo is even
     got = layers.conv2d(x, w, b, stride=stride, padding=padding, groups=groups, activation="relu")
     np.testing.assert_allclose(got, np.maximum(expected, 0), rtol=1e-10, atol=1e-10)
 
@@ -135,7 +138,8 @@ def test_winograd_convolution_equals_a_loop(monkeypatch, budget):
 def test_convolution_on_threads_in_small_chunks_equals_a_loop(monkeypatch, threads, k, stride,
                                                                padding, cin, cout, groups):
     for name, value in (("PATCH_BYTES", 1), ("MIN_ROWS", 5), ("EPILOGUE_BYTES", 1),
-                        ("DEPTHWISE_BYTES", 8 * 4 * cout), ("COPY_BYTES", 1)):
+                        ("DEPTHWISE_BYTES", 8 * 4 * cout), ("COPY_BYTES", 1),
+                        ("THREADS_MIN_MACS", 0), ("THREADS_MIN_OUTPUTS", 0)):
         monkeypatch.setattr(layers, name, value)
     rng = np.random.default_rng(k * 100 + stride * 10 + cin + 2)
     for n in (1, 3):  # a batch of one is split in bands of rows
@@ -159,6 +163,27 @@ def test_winograd_on_threads_equals_a_loop(monkeypatch, threads, n):
     b = rng.normal(size=5)
     np.testing.assert_allclose(layers.conv2d(x, w, b, padding=1),
                                _loop_conv(x, w, b, 1, 1, 1), rtol=1e-10, atol=1e-10)
+
+
+def test_small_layers_run_on_the_calling_thread_and_large_ones_on_threads(monkeypatch):
+    from neuraltalk.layers import blas
+    monkeypatch.setattr(blas, "threads", lambda: 2)
+    calls = []
+    real = blas.in_threads
+    monkeypatch.setattr(blas, "in_threads", lambda fn, items, **kw: (calls.append(len(items)),
+                                                                        real(fn, items, **kw)))
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(1, 9, 8, 6)).astype(np.float32)
+    dw, pw = rng.normal(size=(3, 3, 1, 6)), rng.normal(size=(1, 1, 6, 6))
+    small = [layers.conv2d(x, dw, groups=6, padding=1), layers.conv2d(x, pw)]
+    assert calls == []
+    monkeypatch.setattr(layers, "THREADS_MIN_MACS", 0)
+    monkeypatch.setattr(layers, "THREADS_MIN_OUTPUTS", 0)
+    monkeypatch.setattr(layers, "MIN_ROWS", 4)
+    large = [layers.conv2d(x, dw, groups=6, padding=1), layers.conv2d(x, pw)]
+    assert len(calls) == 2
+    for a, b in zip(small, large):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
 
 
 def test_winograd_weights_are_made_again_for_another_array(monkeypatch):

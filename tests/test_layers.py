@@ -325,3 +325,47 @@ def test_in_threads_raises_what_an_item_raised(monkeypatch):
             raise ValueError("item 3")
     with pytest.raises(ValueError, match="item 3"):
         blas.in_threads(fail, range(6))
+
+
+def test_in_threads_from_several_python_threads_at_once_runs_every_item_once(monkeypatch):
+    # one caller has the crew, the others find it busy and run their items themselves
+    import threading
+
+    from neuraltalk.layers import blas
+    monkeypatch.setattr(blas, "threads", lambda: 2)
+    results = {}
+
+    def caller(c):
+        seen, lock = [], threading.Lock()
+
+        def item(i):
+            with lock:
+                seen.append(i)
+        for _ in range(50):
+            blas.in_threads(item, range(5))
+        results[c] = sorted(seen)
+    callers = [threading.Thread(target=caller, args=(c,)) for c in range(4)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join()
+    assert results == {c: sorted(list(range(5)) * 50) for c in range(4)}
+
+
+def test_the_crew_is_kept_and_still_works_after_an_error(monkeypatch):
+    import threading
+
+    from neuraltalk.layers import blas
+    monkeypatch.setattr(blas, "threads", lambda: 2)
+    blas.in_threads(lambda i: None, range(4))
+    before = threading.active_count()
+
+    def fail(i):
+        raise KeyError(i)
+    for _ in range(3):
+        with pytest.raises(KeyError):
+            blas.in_threads(fail, range(4))
+    ran = []
+    blas.in_threads(ran.append, range(6))
+    assert sorted(ran) == list(range(6))
+    assert threading.active_count() == before  # no thread made per call
