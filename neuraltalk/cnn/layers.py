@@ -129,7 +129,11 @@ EPILOGUE_BYTES = 2 << 20  # the output rows of one chunk of a 1 x 1 convolution
 # layers (3 x 3 stand-ins) took 11.2 ms an image at batch 1 with 1 MB, 13.2 with 256 KB;
 # at batch 16 on two threads 7.5 and 9.8 (the GIL changes hands once per call)
 DEPTHWISE_BYTES = 1 << 20
-DEPTHWISE_RUN = 4096  # numbers in the inner loop of a depthwise einsum (see depthwise)
+# numbers in the inner loop of a depthwise einsum (see depthwise): one thread, batch 1,
+# 56 x 56 x 144, runs of 1008 / 2016 / 4032 / 8064 numbers: 0.84 / 0.56 / 0.63 / 0.74 ms;
+# 112 x 112 x 32, 896 / 1792 / 3584: 0.55 / 0.53 / 0.59 (what a run reads and writes
+# stays in the 32 KB L1 cache)
+DEPTHWISE_RUN = 2048
 # Smaller layers run on one core (a 1 x 1 convolution as one product on BLAS's threads):
 # two threads' short NumPy calls wait for each other's GIL (two threads multiplying
 # 131k numbers a call ran 1.4 times as long as one thread doing half the work), so at
