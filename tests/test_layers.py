@@ -369,3 +369,35 @@ def test_the_crew_is_kept_and_still_works_after_an_error(monkeypatch):
     blas.in_threads(ran.append, range(6))
     assert sorted(ran) == list(range(6))
     assert threading.active_count() == before  # no thread made per call
+
+
+def test_a_ctrl_c_while_waiting_for_a_helper_is_raised_after_the_helper_is_done(monkeypatch):
+    import signal
+    import threading
+    import time
+
+    from neuraltalk.layers import blas
+    monkeypatch.setattr(blas, "threads", lambda: 2)
+    main, finished = threading.current_thread(), []
+
+    def item(i):  # this thread's item is short, but long enough for the helper to take one
+        if threading.current_thread() is main:
+            time.sleep(0.05)
+        else:
+            time.sleep(0.3)
+            finished.append(i)
+
+    def interrupt(*_):
+        raise KeyboardInterrupt
+    old = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.1)  # while this thread waits for the helper
+        with pytest.raises(KeyboardInterrupt):
+            blas.in_threads(item, range(2))
+        assert len(finished) == 1  # the helper's item was done before the interrupt rose
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    ran = []
+    blas.in_threads(ran.append, range(4))  # and the crew works on
+    assert sorted(ran) == list(range(4))

@@ -228,13 +228,27 @@ class _Crew:
             try:
                 task()
             finally:
-                for done in self.done:
-                    done.acquire()
-                self.task = None
+                self._wait()
             if self.errors:
                 raise self.errors[0]
         finally:
             self.busy.release()
+
+
+    def _wait(self):
+        """Every helper done with the task, even through a Ctrl-C meanwhile (raised
+        after): a helper left running would take the next task's share as its own."""
+        interrupted = None
+        for done in self.done:
+            while True:
+                try:
+                    done.acquire()
+                    break
+                except BaseException as e:  # KeyboardInterrupt while waiting
+                    interrupted = e
+        self.task = None
+        if interrupted is not None:
+            raise interrupted
 
 
 _crews = {}
