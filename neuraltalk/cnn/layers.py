@@ -2,13 +2,14 @@
 
 Convolution weights are (kh, kw, C_in / groups, C_out). A convolution is one matrix
 product over im2col patches, built and multiplied in cache-sized chunks; a 1 x 1
-convolution is a plain product; a depthwise one (groups == channels) sums kh*kw shifted,
-weighted copies of the input in place, never building the patch matrix; a 3 x 3,
-stride-1 one of 64 channels or more uses Winograd's F(2x2, 3x3). Bias and activation
-are applied to each chunk of output as it is made. The chunks run on as many Python
-threads as BLAS threads, each with one BLAS thread (blas.in_threads), so that the copies,
-transforms, sums and epilogues use every core, not only the products. Batch
-normalisation is folded into the convolution before inference.
+convolution is a plain product; a depthwise one (groups == channels) sums its kh*kw
+taps with one np.einsum over a strided view of the padded input, never building the
+patch matrix; a 3 x 3, stride-1 one of 64 channels or more uses Winograd's F(2x2, 3x3).
+Bias and activation are applied to each chunk of output as it is made. The chunks of a
+large layer run on as many Python threads as BLAS threads, each with one BLAS thread
+(blas.in_threads), so that the copies, transforms, sums and epilogues use every core,
+not only the products; a small layer runs on the calling thread (see THREADS_MIN_MACS).
+Batch normalisation is folded into the convolution before inference.
 """
 import threading
 import weakref
