@@ -127,8 +127,9 @@ PATCH_BYTES = 8 << 20  # the im2col buffer of one chunk
 MIN_ROWS = 1024  # rows of one chunk's matrix product at least: small products run slowly
 EPILOGUE_BYTES = 2 << 20  # the output rows of one chunk of a 1 x 1 convolution
 # the output of one chunk of a depthwise convolution: EfficientNet-Lite0's depthwise
-# layers (3 x 3 stand-ins) took 11.2 ms an image at batch 1 with 1 MB, 13.2 with 256 KB;
-# at batch 16 on two threads 7.5 and 9.8 (the GIL changes hands once per call)
+# layers (3 x 3 stand-ins, with the kernel of two calls per tap that the einsum replaced)
+# took 11.2 ms an image at batch 1 with 1 MB, 13.2 with 256 KB; at batch 16 on two
+# threads 7.5 and 9.8 (the GIL changes hands once per call)
 DEPTHWISE_BYTES = 1 << 20
 # numbers in the inner loop of a depthwise einsum (see depthwise): one thread, batch 1,
 # 56 x 56 x 144, runs of 1008 / 2016 / 4032 / 8064 numbers: 0.84 / 0.56 / 0.63 / 0.74 ms;
@@ -340,8 +341,8 @@ def depthwise(x, w, stride, padding, b=None, activation=None):
     """Depthwise convolution of x (N, H, W, C), w (kh, kw, 1, C) or (kh, kw, C), in
     chunks of output small enough for the cache. A chunk's padded input rows are split by
     column phase (columns p, p + stride, ... each contiguous; a stride-1 band is its own
-    single phase) and the weights tiled along an output row, so that each tap is a
-    product of contiguous runs of Wo*C numbers; one np.einsum per phase then sums all of
+    single phase) and the weights tiled along Wb output columns, so that each tap is a
+    product of contiguous runs of Wb*C numbers; one np.einsum per phase then sums all of
     its taps, over a strided view of the rows (nothing copied), in one call.
 
     One call per phase, not two per tap (multiply, then add): a tap's call at batch 1 is
