@@ -136,21 +136,8 @@ def in_threads(fn, items, min_items=2):
         for item in items:
             fn(item)
         return
-    pending, taking = iter(items), threading.Lock()
-
-    def work():
-        _worker.active = True
-        try:
-            while True:
-                with taking:
-                    item = next(pending, pending)
-                if item is pending:
-                    return
-                fn(item)
-        finally:
-            _worker.active = False
     with one_thread():
-        _crew(parts).run(work)
+        _crew(parts).run(fn, items)
 
 
 def in_sequence_groups(fn, counts, min_rows=16):
@@ -173,22 +160,12 @@ def in_sequence_groups(fn, counts, min_rows=16):
         bounds = [0] + [int(np.searchsorted(cum, cum[-1] * i / parts)) + 1
                         for i in range(1, parts)] + [B]
         bounds = sorted(set(min(max(b, 0), B) for b in bounds))
-        groups = iter(zip(bounds[:-1], bounds[1:]))
-        taking = threading.Lock()
-
-        def work():
-            while True:
-                with taking:
-                    group = next(groups, None)
-                if group is None:
-                    return
-                fn(*group)
-        _crew(len(bounds) - 1).run(work)
+        _crew(len(bounds) - 1).run(lambda group: fn(*group), zip(bounds[:-1], bounds[1:]))
 
 
 class _Crew:
-    """Threads that each wait on a lock of their own to run the task of the moment, with
-    the calling thread taking a share: a round trip through a ThreadPoolExecutor
+    """Threads that each wait on a lock of their own to take items of the work of the
+    moment, with the calling thread taking its share: a round trip through a ThreadPoolExecutor
     (submit, wake, future, result) took 170 us on this 2-core VM, a lock handed to a
     waiting thread 19 us. EfficientNet-Lite0 at batch 1 makes about 50 such calls an
     image; the softmax, regularization and solver make several every training step. A
@@ -215,9 +192,23 @@ class _Crew:
             finally:
                 done.release()
 
-    def run(self, task):
-        """task() on every helper and here at once; returns when all are done, raising
-        the first error any of them raised."""
+    def run(self, fn, items):
+        """fn(item) for every item, each helper and this thread taking the next item when
+        done with one (calls inside fn to in_threads run where they are); returns when
+        all are done, raising the first error any of them raised."""
+        pending, taking = iter(items), threading.Lock()
+
+        def task():
+            nested, _worker.active = getattr(_worker, "active", False), True
+            try:
+                while True:
+                    with taking:
+                        item = next(pending, pending)
+                    if item is pending:
+                        return
+                    fn(item)
+            finally:
+                _worker.active = nested
         if not self.busy.acquire(blocking=False):
             task()
             return
